@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine: `make repro` (the whole pipeline) and `make test`.
+# Both create .venv on first use; torch 2.13.0 (CPU wheel) goes in before everything else so
+# no later resolve pulls a CUDA build. A stamp file makes the second run skip installation.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: repro test install clean-data
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+repro: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-data:
+	rm -rf data models mlflow.db mlartifacts

@@ -1,0 +1,107 @@
+"""Hierarchical knowledge distillation (SignKD's HKD, KD-MSLRT's 3D -> 1D transfer).
+
+The frozen multi-modal teacher's outputs are precomputed once; the student then learns from
+  (1 - alpha) * CTC(ground truth)
+  + alpha * T^2 * [KL(teacher || student) on the sequence head + on the conv head]
+  + sum over levels (frame, temporal, sequence) of w_level * MSE(adapter(student feature), teacher feature)
+The adapters are small learned projections from the student's width to the teacher's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from signkd.models.recognizer import RecognizerOutput
+from signkd.training.data import Item, collate
+from signkd.training.trainer import ctc_loss
+
+LEVELS = ("frame", "temporal", "sequence")
+_OUTPUT_FIELD = {"frame": "frame_feats", "temporal": "conv_feats", "sequence": "seq_feats"}
+TEACHER_KEYS = ("t_frame", "t_temporal", "t_sequence", "t_conv_logits", "t_seq_logits")
+
+
+@dataclass(frozen=True)
+class KDConfig:
+    alpha: float
+    temperature: float
+    level_weights: dict[str, float]
+
+
+@torch.no_grad()
+def attach_teacher_outputs(teacher: nn.Module, items: list[Item], batch_size: int = 8) -> None:
+    """Run the frozen teacher once and store its features/logits on each item (then drop the
+    video and flow inputs the student never sees)."""
+    teacher.eval()
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        out: RecognizerOutput = teacher(collate(chunk))
+        for i, it in enumerate(chunk):
+            n, m = it.num_frames, int(out.lengths[i])
+            it.tensors.update({
+                "t_frame": out.frame_feats[i, :n].clone(),
+                "t_temporal": out.conv_feats[i, :m].clone(),
+                "t_sequence": out.seq_feats[i, :m].clone(),
+                "t_conv_logits": out.conv_logits[i, :m].clone(),
+                "t_seq_logits": out.seq_logits[i, :m].clone(),
+            })
+    for it in items:
+        it.tensors.pop("video", None)
+        it.tensors.pop("flow", None)
+
+
+def _mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
+    return (torch.arange(t)[None, :] < lengths[:, None]).float()
+
+
+def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, lengths: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-frame KL(teacher || student) at temperature T, times T^2 (Hinton et al.), over valid frames."""
+    t = student_logits.shape[1]
+    log_p_s = F.log_softmax(student_logits / temperature, dim=-1)
+    log_p_t = F.log_softmax(teacher_logits[:, :t] / temperature, dim=-1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
+    mask = _mask(lengths, t)
+    return (kl * mask).sum() / mask.sum().clamp(min=1) * temperature**2
+
+
+def feature_mse(student: torch.Tensor, teacher: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    t = student.shape[1]
+    err = (student - teacher[:, :t]).pow(2).mean(-1)
+    mask = _mask(lengths, t)
+    return (err * mask).sum() / mask.sum().clamp(min=1)
+
+
+class HKDLoss(nn.Module):
+    """The distillation objective, holding the learned adapters of the feature-level losses."""
+
+    def __init__(self, student_dim: int, teacher_dim: int, cfg: KDConfig):
+        super().__init__()
+        unknown = set(cfg.level_weights) - set(LEVELS)
+        if unknown:
+            raise ValueError(f"unknown distillation levels {sorted(unknown)}; use {LEVELS}")
+        self.cfg = cfg
+        self.adapters = nn.ModuleDict({lvl: nn.Linear(student_dim, teacher_dim) for lvl in LEVELS})
+
+    def forward(self, out: RecognizerOutput, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        ctc, parts = ctc_loss(out, batch)
+        temp = self.cfg.temperature
+        kl = distill_kl(out.seq_logits, batch["t_seq_logits"], out.lengths, temp) + distill_kl(
+            out.conv_logits, batch["t_conv_logits"], out.lengths, temp
+        )
+        feat = torch.zeros(())
+        for lvl in LEVELS:
+            w = self.cfg.level_weights.get(lvl, 0.0)
+            if w == 0.0:
+                continue
+            lengths = batch["lengths"] if lvl == "frame" else out.lengths
+            student_feat = self.adapters[lvl](getattr(out, _OUTPUT_FIELD[lvl]))
+            mse = feature_mse(student_feat, batch[f"t_{lvl}"], lengths)
+            parts[f"feat_{lvl}"] = mse.item()
+            feat = feat + w * mse
+        alpha = self.cfg.alpha
+        loss = (1 - alpha) * ctc + alpha * kl + feat
+        parts.update({"ctc": ctc.item(), "kl": kl.item()})
+        return loss, parts

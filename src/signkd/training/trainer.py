@@ -1,0 +1,130 @@
+"""A plain CTC training loop shared by teacher, student, distillation and tuning trials."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from signkd.decode import decode
+from signkd.models.recognizer import RecognizerOutput
+from signkd.scoring import WerResult, corpus_wer
+from signkd.training.data import Item, Vocabulary, batches
+
+LossFn = Callable[[RecognizerOutput, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    lr: float
+    batch_size: int
+    seed: int
+    decoder: str = "beam"
+    beam_width: int = 5
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_dev_wer: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def masked_ctc(logits: torch.Tensor, lengths: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    log_probs = logits.log_softmax(-1).transpose(0, 1)  # [T', B, C]
+    return F.ctc_loss(
+        log_probs, batch["targets"], lengths, batch["target_lengths"], blank=0, reduction="mean", zero_infinity=True
+    )
+
+
+def ctc_loss(out: RecognizerOutput, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """VAC-style: CTC on the sequence head and on the temporal-conv head."""
+    seq = masked_ctc(out.seq_logits, out.lengths, batch)
+    conv = masked_ctc(out.conv_logits, out.lengths, batch)
+    return seq + conv, {"ctc_seq": seq.item(), "ctc_conv": conv.item()}
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, items: list[Item], vocab: Vocabulary, decoder: str = "beam", beam_width: int = 5, batch_size: int = 8
+) -> list[list[str]]:
+    """Gloss hypotheses from the sequence head."""
+    model.eval()
+    hyps: list[list[str]] = []
+    for batch in batches(items, batch_size, shuffle=False):
+        out = model(batch)
+        log_probs = out.seq_logits.log_softmax(-1).numpy()
+        for lp, n in zip(log_probs, out.lengths.tolist()):
+            hyps.append(vocab.decode(decode(lp[:n], decoder, beam_width)))
+    return hyps
+
+
+def evaluate(model: nn.Module, items: list[Item], vocab: Vocabulary, decoder: str = "beam", beam_width: int = 5) -> tuple[WerResult, list[list[str]]]:
+    hyps = predict(model, items, vocab, decoder, beam_width)
+    return corpus_wer([list(it.glosses) for it in items], hyps), hyps
+
+
+def train(
+    model: nn.Module,
+    train_items: list[Item],
+    dev_items: list[Item],
+    vocab: Vocabulary,
+    cfg: TrainConfig,
+    loss_fn: LossFn | nn.Module = ctc_loss,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    desc: str = "train",
+) -> TrainResult:
+    """Adam with cosine decay; keeps the weights of the epoch with the lowest dev WER."""
+    set_seed(cfg.seed)
+    params = list(model.parameters())
+    if isinstance(loss_fn, nn.Module):
+        params += list(loss_fn.parameters())
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(train_items) / cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    result = TrainResult(best_epoch=-1, best_dev_wer=math.inf)
+    best_state = copy.deepcopy(model.state_dict())
+    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch")
+    for epoch in bar:
+        model.train()
+        totals: dict[str, float] = {}
+        for batch in batches(train_items, cfg.batch_size, shuffle=True, generator=generator):
+            loss, parts = loss_fn(model(batch), batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{desc}: non-finite loss at epoch {epoch} ({parts}); lower the learning rate")
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            scheduler.step()
+            for k, v in {"loss": loss.item(), **parts}.items():
+                totals[k] = totals.get(k, 0.0) + v / steps_per_epoch
+        dev, _ = evaluate(model, dev_items, vocab, cfg.decoder, cfg.beam_width)
+        record = {"epoch": epoch, **{f"train_{k}": v for k, v in totals.items()}, "dev_wer": dev.wer}
+        result.history.append(record)
+        if dev.wer < result.best_dev_wer:
+            result.best_dev_wer, result.best_epoch = dev.wer, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        bar.set_postfix(loss=f"{totals['loss']:.3f}", dev_wer=f"{dev.wer:.1f}", best=f"{result.best_dev_wer:.1f}")
+        if on_epoch is not None:
+            on_epoch(epoch, record)
+    model.load_state_dict(best_state)
+    return result

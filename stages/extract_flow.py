@@ -1,0 +1,25 @@
+"""Stage extract_flow: OpenCV dense optical flow (DIS by default), stored int8 at reduced size."""
+
+from pathlib import Path
+
+from signkd.data.manifest import read_all
+from signkd.features.flow import extract_flow
+from signkd.params import Params
+from signkd.stage import run_stage
+from signkd.tracking import flat_metrics
+
+STAGE = "extract_flow"
+
+
+def main(params: Params) -> dict:
+    samples = [s for split in read_all(params.data.manifest_dir).values() for s in split]
+    cfg = params.flow
+    stats = extract_flow(
+        samples, Path(cfg.out_dir), method=cfg.method, height=cfg.height, width=cfg.width,
+        workers=cfg.workers, on_error=cfg.on_error,
+    )
+    return flat_metrics(stats)
+
+
+if __name__ == "__main__":
+    run_stage(STAGE, main)

@@ -1,0 +1,38 @@
+"""Stage report: collect every stage's figures into reports/README.md (table + plot)."""
+
+from pathlib import Path
+
+from signkd.params import Params
+from signkd.report import load_metrics, write_report
+from signkd.stage import run_stage
+
+STAGE = "report"
+REPORTS = Path("reports")
+
+
+def main(params: Params) -> dict:
+    kp = load_metrics(REPORTS, "extract_keypoints")
+    tune = load_metrics(REPORTS, "tune")
+    q = load_metrics(REPORTS, "quantize")
+    context = [
+        "## Setup",
+        f"- dataset: `{params.data.dataset}`, seed {params.seed}, decoder `{params.decode.method}` "
+        f"(beam width {params.decode.beam_width})",
+        f"- KD: alpha {params.kd.alpha}, temperature {_temperature(params, tune)}, level weights "
+        f"{params.kd.level_weights.model_dump()}",
+        f"- keypoint detection rates: " + ", ".join(f"{k} {v:.3f}" for k, v in kp.items() if k.startswith("detection_rate")),
+        f"- int8 latency per video (ONNX Runtime, 1 thread): {q.get('int8_latency_ms', float('nan')):.2f} ms "
+        f"vs fp32 {q.get('fp32_latency_ms', float('nan')):.2f} ms",
+    ]
+    out = write_report(REPORTS, context)
+    return {f"{r['stage']}_test_wer": r["test_wer"] for r in out["rows"] if r["test_wer"] is not None}
+
+
+def _temperature(params: Params, tune: dict) -> str:
+    if params.kd.use_tuned_temperature:
+        return f"{tune['best_temperature']:.3f} (tuned by Optuna, {tune['n_trials']} trials)"
+    return f"{params.kd.temperature} (fixed)"
+
+
+if __name__ == "__main__":
+    run_stage(STAGE, main)

@@ -1,0 +1,205 @@
+"""Keypoint extraction: joint set, MediaPipe output contract, normalisation, cache and error policy."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from signkd.data.manifest import Sample
+from signkd.features import keypoints as kp
+from signkd.features.parallel import ExtractionError
+from signkd.io import load_npz
+
+
+def _folder(root, name: str, num_frames: int = 2, value: int = 0):
+    folder = root / name
+    folder.mkdir(parents=True)
+    for index in range(num_frames):
+        cv2.imwrite(str(folder / f"{index:04d}.png"), np.full((64, 48, 3), value, np.uint8))
+    return folder
+
+
+def _sample(sample_id: str, frames_dir, split: str = "train") -> Sample:
+    return Sample(id=sample_id, split=split, frames_dir=str(frames_dir), signer="s1",
+                  num_frames=0, glosses=("REGEN",))
+
+
+def test_joint_set_is_consistent():
+    assert kp.NUM_JOINTS == len(kp.JOINT_NAMES) == 9 + 21 + 21 + len(kp.FACE_INDICES)
+    assert len(set(kp.JOINT_NAMES)) == kp.NUM_JOINTS
+    assert 18 <= len(kp.FACE_INDICES) <= 24 and len(set(kp.FACE_INDICES)) == len(kp.FACE_INDICES)
+    assert kp.POSE_INDICES == (0, 11, 12, 13, 14, 15, 16, 23, 24)
+    spans = [kp.POSE, kp.LEFT_HAND, kp.RIGHT_HAND, kp.FACE]
+    assert spans[0].start == 0 and spans[-1].stop == kp.NUM_JOINTS
+    assert all(a.stop == b.start for a, b in zip(spans, spans[1:]))
+    assert kp.JOINT_NAMES[kp.LEFT_SHOULDER] == "pose_left_shoulder"
+    assert kp.JOINT_NAMES[kp.RIGHT_HAND][0] == "right_hand_wrist"
+
+
+def test_blank_frames_give_finite_zeros_and_empty_mask():
+    landmarks, mask = kp.KeypointExtractor().extract(np.zeros((3, 64, 48, 3), np.uint8))
+    assert landmarks.shape == (3, kp.NUM_JOINTS, 3) and landmarks.dtype == np.float32
+    assert mask.shape == (3, kp.NUM_JOINTS) and mask.dtype == bool
+    assert not mask.any() and np.all(landmarks == 0)
+
+
+def _pose(frames: int, left=(0.4, 0.5), right=(0.6, 0.5)):
+    landmarks = np.zeros((frames, kp.NUM_JOINTS, 3), np.float32)
+    mask = np.zeros((frames, kp.NUM_JOINTS), bool)
+    landmarks[:, kp.LEFT_SHOULDER, :2] = left
+    landmarks[:, kp.RIGHT_SHOULDER, :2] = right
+    mask[:, [kp.LEFT_SHOULDER, kp.RIGHT_SHOULDER]] = True
+    return landmarks, mask
+
+
+def test_normalize_centres_on_shoulders_and_scales_by_their_width():
+    landmarks, mask = _pose(4)
+    wrist = kp.LEFT_HAND.start
+    landmarks[:, wrist, :2] = (0.7, 0.3)
+    mask[:, wrist] = True
+    landmarks[3, kp.LEFT_SHOULDER, :2] = (0.9, 0.9)  # one bad frame must not move the median much
+    mask[2, [kp.LEFT_SHOULDER, kp.RIGHT_SHOULDER]] = False  # a frame without pose
+    mask[1, wrist] = False
+    out = kp.normalize_keypoints(landmarks, mask)
+    assert out.shape == (4, kp.NUM_JOINTS, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0, wrist], (1.0, -1.0), atol=1e-5)
+    np.testing.assert_allclose(out[0, kp.RIGHT_SHOULDER], (0.5, 0.0), atol=1e-5)
+    assert np.all(out[1, wrist] == 0) and np.all(out[2, kp.LEFT_SHOULDER] == 0)
+    assert np.isfinite(out).all()
+
+
+def test_normalize_without_shoulders_falls_back_to_image_coordinates():
+    landmarks = np.zeros((2, kp.NUM_JOINTS, 3), np.float32)
+    mask = np.zeros((2, kp.NUM_JOINTS), bool)
+    landmarks[:, kp.FACE.start, :2] = (0.75, 0.25)
+    mask[:, kp.FACE.start] = True
+    out = kp.normalize_keypoints(landmarks, mask)
+    np.testing.assert_allclose(out[:, kp.FACE.start], [(0.25, -0.25)] * 2, atol=1e-6)
+    assert np.count_nonzero(out) == 4
+    empty = kp.normalize_keypoints(np.zeros((0, kp.NUM_JOINTS, 3)), np.zeros((0, kp.NUM_JOINTS), bool))
+    assert empty.shape == (0, kp.NUM_JOINTS, 2)
+
+
+def test_normalize_uses_aspect_ratio():
+    landmarks, mask = _pose(1, left=(0.4, 0.5), right=(0.6, 0.5))
+    landmarks[0, kp.FACE.start, :2] = (0.5, 0.3)
+    mask[0, kp.FACE.start] = True
+    out = kp.normalize_keypoints(landmarks, mask, aspect=0.5)  # frame half as wide as tall
+    np.testing.assert_allclose(out[0, kp.FACE.start], (0.0, -2.0), atol=1e-5)
+
+
+def test_extract_keypoints_writes_files_and_stats(tmp_path):
+    samples = [_sample("a", _folder(tmp_path, "a", 2)), _sample("b", _folder(tmp_path, "b", 3), "dev")]
+    stats = kp.extract_keypoints(samples, tmp_path / "out", workers=1, progress=False)
+    arrays = load_npz(tmp_path / "out" / "b.npz")
+    assert arrays["landmarks"].shape == (3, kp.NUM_JOINTS, 3) and arrays["mask"].dtype == bool
+    assert arrays["frame_size"].tolist() == [64, 48]
+    xy, mask = kp.load_keypoints(tmp_path / "out" / "b.npz")
+    assert xy.shape == (3, kp.NUM_JOINTS, 2) and not mask.any()
+    assert stats["videos"] == stats["processed"] == 2 and stats["skipped"] == 0
+    assert stats["frames"] == 5 and stats["frames_per_second"] > 0
+    assert stats["detection_rate"] == {"pose": 0.0, "left_hand": 0.0, "right_hand": 0.0, "face": 0.0}
+    assert set(stats["per_split"]) == {"train", "dev"} and stats["per_split"]["dev"]["frames"] == 3
+
+
+def _corrupt_folder(root):
+    folder = _folder(root, "broken", 1)
+    (folder / "0001.png").write_bytes(np.random.default_rng(0).bytes(200))
+    return folder
+
+
+def test_corrupt_frame_fails_with_video_id_and_path(tmp_path):
+    samples = [_sample("good", _folder(tmp_path, "good")), _sample("broken", _corrupt_folder(tmp_path))]
+    with pytest.raises(ExtractionError, match=r"'broken' \(.*broken\).*cannot decode image .*0001\.png"):
+        kp.extract_keypoints(samples, tmp_path / "out", workers=1, progress=False)
+    assert not (tmp_path / "out" / "broken.npz").exists()
+
+
+def test_corrupt_frame_and_empty_folder_are_skipped_on_request(tmp_path):
+    (tmp_path / "empty").mkdir()
+    samples = [_sample("broken", _corrupt_folder(tmp_path)), _sample("good", _folder(tmp_path, "good")),
+               _sample("empty", tmp_path / "empty")]
+    stats = kp.extract_keypoints(samples, tmp_path / "out", workers=1, on_error="skip", progress=False)
+    assert (stats["processed"], stats["skipped"], stats["frames"]) == (1, 2, 2)
+    reasons = {s["id"]: s["reason"] for s in stats["skipped_videos"]}
+    assert "cannot decode image" in reasons["broken"] and "contains no images" in reasons["empty"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.npz"]
+
+
+def test_worker_pool_reports_errors_and_matches_inline(tmp_path):
+    samples = [_sample(f"v{i}", _folder(tmp_path, f"v{i}", 2, value=40 * i)) for i in range(2)]
+    samples.append(_sample("broken", _corrupt_folder(tmp_path)))
+    stats = kp.extract_keypoints(samples, tmp_path / "pool", workers=2, on_error="skip", progress=False)
+    assert stats["skipped_videos"][0]["id"] == "broken" and "cannot decode" in stats["skipped_videos"][0]["reason"]
+    kp.extract_keypoints(samples[:2], tmp_path / "inline", workers=1, progress=False)
+    for sample in samples[:2]:
+        pooled, inline = load_npz(tmp_path / "pool" / f"{sample.id}.npz"), load_npz(tmp_path / "inline" / f"{sample.id}.npz")
+        assert all(np.array_equal(pooled[k], inline[k]) for k in inline)
+
+
+def test_one_frame_video_file(tmp_path):
+    path = tmp_path / "one.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (48, 64))
+    writer.write(np.zeros((64, 48, 3), np.uint8))
+    writer.release()
+    stats = kp.extract_keypoints([_sample("one", path)], tmp_path / "out", workers=1, progress=False)
+    assert stats["frames"] == 1
+    assert load_npz(tmp_path / "out" / "one.npz")["landmarks"].shape == (1, kp.NUM_JOINTS, 3)
+
+
+def test_interrupted_run_resumes_only_unfinished_videos(tmp_path, monkeypatch):
+    samples = [_sample(name, _folder(tmp_path, name, 1, value=60 * i)) for i, name in enumerate("abc")]
+    out = tmp_path / "out"
+    kp.extract_keypoints(samples, out, workers=1, progress=False)
+    before = {s.id: load_npz(out / f"{s.id}.npz") for s in samples}
+    (out / "b.npz").unlink()
+    np.savez(out / "c.npz", landmarks=np.zeros((1, 5, 3), np.float32))  # another joint set: recompute
+    (out / ".a.npz.x1y2.tmp").write_bytes(b"left by a killed run")
+
+    computed = []
+    original = kp.keypoints_for_video
+    monkeypatch.setattr(kp, "keypoints_for_video", lambda source: computed.append(source.name) or original(source))
+    stats = kp.extract_keypoints(samples, out, workers=1, progress=False)
+    assert sorted(computed) == ["b", "c"]
+    assert (stats["cached"], stats["processed"], stats["frames"]) == (1, 2, 3)
+    for sample in samples:
+        after = load_npz(out / f"{sample.id}.npz")
+        assert all(np.array_equal(before[sample.id][k], after[k]) for k in after)
+    assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"workers": 0}, "workers must be an integer >= 1"),
+    ({"workers": 1, "on_error": "ignore"}, "on_error must be one of fail, skip"),
+])
+def test_invalid_options(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kp.extract_keypoints([], tmp_path, progress=False, **kwargs)
+
+
+def test_duplicate_ids_are_refused(tmp_path):
+    folder = _folder(tmp_path, "a", 1)
+    with pytest.raises(ValueError, match="unique.*'a'"):
+        kp.extract_keypoints([_sample("a", folder), _sample("a", folder)], tmp_path / "out", workers=1,
+                             progress=False)
+
+
+def test_rendered_signer_is_detected(tmp_path):
+    """The synthetic corpus is meant to be MediaPipe-detectable; check it on a short clip."""
+    synthetic = pytest.importorskip("signkd.data.synthetic")
+    synthetic.render_corpus(tmp_path / "raw", seed=3, num_train=1, num_dev=0, num_test=0, num_signers=1,
+                            min_signs=1, max_signs=1, height=260, width=210, progress=False)
+    frames = sorted((tmp_path / "raw").rglob("*.png"))
+    assert frames, "the renderer wrote no PNG frames"
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for index, frame in enumerate(frames[len(frames) // 3: len(frames) // 3 + 12]):
+        shutil.copy(frame, clip / f"{index:04d}.png")
+    stats = kp.extract_keypoints([_sample("clip", clip)], tmp_path / "out", workers=1, progress=False)
+    assert stats["detection_rate"]["pose"] >= 0.5
+    assert max(stats["detection_rate"]["left_hand"], stats["detection_rate"]["right_hand"]) > 0
+    xy, mask = kp.load_keypoints(tmp_path / "out" / "clip.npz")
+    assert np.isfinite(xy).all() and np.abs(xy[mask]).max() < 10
