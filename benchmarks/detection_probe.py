@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from signkd.data.grammar import sample_sentence
+from signkd.data.grammar import Sentence, sample_sentence
 from signkd.data.render import HANDS, RenderParams, make_signer, render_video
 
 
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--max-signs", type=int, default=4)
     parser.add_argument("--height", type=int, default=260)
     parser.add_argument("--width", type=int, default=210)
+    parser.add_argument("--glosses", default="", help="render this comma-separated sentence in every video")
     parser.add_argument("--per-gloss", action="store_true", help="also break detection down by sign")
     parser.add_argument("--save", type=Path, default=None, help="write a contact sheet of each video here")
     args = parser.parse_args(argv)
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     t_render = t_detect = 0.0
     for v in range(args.videos):
         sentence = sample_sentence(rng, args.min_signs, args.max_signs)
+        if args.glosses:
+            sentence = Sentence(tuple(args.glosses.split(",")), "")
         signer = signers[v % len(signers)]
         t0 = time.perf_counter()
         video = render_video(sentence.glosses, signer, np.random.default_rng([args.seed, 1000 + v]), params)

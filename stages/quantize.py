@@ -6,11 +6,10 @@ from pathlib import Path
 import mlflow
 import torch
 
-from signkd.decode import decode
 from signkd.experiment import load_splits, vocabulary, write_hypotheses
 from signkd.models.checkpoint import load_checkpoint, model_size_mb
 from signkd.params import Params
-from signkd.quantize import OnnxRecognizer, export_onnx, latency_ms, quantize_int8
+from signkd.quantize import OnnxRecognizer, export_onnx, latency_ms, onnx_hypotheses, quantize_int8
 from signkd.scoring import corpus_wer
 from signkd.stage import run_stage
 
@@ -34,7 +33,7 @@ def main(params: Params) -> dict:
         runner = OnnxRecognizer(path)
         for split, split_items in items.items():
             feats = [it.tensors["keypoints"].numpy() for it in split_items]
-            hyps = [vocab.decode(decode(runner.log_probs(x), params.decode.method, params.decode.beam_width)) for x in feats]
+            hyps = onnx_hypotheses(runner, feats, vocab.glosses, params.decode.method, params.decode.beam_width)
             wer = corpus_wer([list(it.glosses) for it in split_items], hyps)
             prefix = split if name == "int8" else f"fp32_{split}"
             metrics.update(wer.as_metrics(prefix))

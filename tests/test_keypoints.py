@@ -10,6 +10,7 @@ import pytest
 
 from signkd.data.manifest import Sample
 from signkd.features import keypoints as kp
+from signkd.features.frames import list_image_files
 from signkd.features.parallel import ExtractionError
 from signkd.io import load_npz
 
@@ -151,20 +152,21 @@ def test_one_frame_video_file(tmp_path):
 
 
 def test_interrupted_run_resumes_only_unfinished_videos(tmp_path, monkeypatch):
-    samples = [_sample(name, _folder(tmp_path, name, 1, value=60 * i)) for i, name in enumerate("abc")]
+    samples = [_sample(name, _folder(tmp_path, name, 1, value=60 * i)) for i, name in enumerate("abcd")]
     out = tmp_path / "out"
     kp.extract_keypoints(samples, out, workers=1, progress=False)
     before = {s.id: load_npz(out / f"{s.id}.npz") for s in samples}
     (out / "b.npz").unlink()
     np.savez(out / "c.npz", landmarks=np.zeros((1, 5, 3), np.float32))  # another joint set: recompute
+    (out / "d.npz").write_bytes(b"PK\x03\x04 not a zip")  # unreadable: recompute
     (out / ".a.npz.x1y2.tmp").write_bytes(b"left by a killed run")
 
     computed = []
     original = kp.keypoints_for_video
     monkeypatch.setattr(kp, "keypoints_for_video", lambda source: computed.append(source.name) or original(source))
     stats = kp.extract_keypoints(samples, out, workers=1, progress=False)
-    assert sorted(computed) == ["b", "c"]
-    assert (stats["cached"], stats["processed"], stats["frames"]) == (1, 2, 3)
+    assert sorted(computed) == ["b", "c", "d"]
+    assert (stats["cached"], stats["processed"], stats["frames"]) == (1, 3, 4)
     for sample in samples:
         after = load_npz(out / f"{sample.id}.npz")
         assert all(np.array_equal(before[sample.id][k], after[k]) for k in after)
@@ -187,19 +189,27 @@ def test_duplicate_ids_are_refused(tmp_path):
                              progress=False)
 
 
-def test_rendered_signer_is_detected(tmp_path):
-    """The synthetic corpus is meant to be MediaPipe-detectable; check it on a short clip."""
+def test_rendered_signer_is_detected_identically_by_any_worker_count(tmp_path):
+    """The synthetic corpus is meant to be MediaPipe-detectable; check it on two short clips."""
     synthetic = pytest.importorskip("signkd.data.synthetic")
-    synthetic.render_corpus(tmp_path / "raw", seed=3, num_train=1, num_dev=0, num_test=0, num_signers=1,
-                            min_signs=1, max_signs=1, height=260, width=210, progress=False)
-    frames = sorted((tmp_path / "raw").rglob("*.png"))
-    assert frames, "the renderer wrote no PNG frames"
-    clip = tmp_path / "clip"
-    clip.mkdir()
-    for index, frame in enumerate(frames[len(frames) // 3: len(frames) // 3 + 12]):
-        shutil.copy(frame, clip / f"{index:04d}.png")
-    stats = kp.extract_keypoints([_sample("clip", clip)], tmp_path / "out", workers=1, progress=False)
-    assert stats["detection_rate"]["pose"] >= 0.5
+    synthetic.render_corpus(tmp_path / "raw", seed=3, num_train=1, num_dev=1, num_test=1, num_signers=1,
+                            min_signs=2, max_signs=2, height=260, width=210, progress=False)
+    folders = sorted({p.parent for p in (tmp_path / "raw").rglob("*.png")})
+    assert folders, "the renderer wrote no PNG frames"
+    frames = list_image_files(folders[0])
+    samples = []
+    for name, first in (("early", len(frames) // 4), ("late", len(frames) // 2)):
+        clip = tmp_path / name
+        clip.mkdir()
+        for index, frame in enumerate(frames[first:first + 8]):
+            shutil.copy(frame, clip / f"{index:04d}.png")
+        samples.append(_sample(name, clip))
+    stats = kp.extract_keypoints(samples, tmp_path / "inline", workers=1, progress=False)
+    assert stats["detection_rate"]["pose"] >= 0.5 and stats["detection_rate"]["face"] >= 0.5
     assert max(stats["detection_rate"]["left_hand"], stats["detection_rate"]["right_hand"]) > 0
-    xy, mask = kp.load_keypoints(tmp_path / "out" / "clip.npz")
-    assert np.isfinite(xy).all() and np.abs(xy[mask]).max() < 10
+    kp.extract_keypoints(samples, tmp_path / "pool", workers=2, progress=False)
+    for sample in samples:
+        inline, pooled = load_npz(tmp_path / "inline" / f"{sample.id}.npz"), load_npz(tmp_path / "pool" / f"{sample.id}.npz")
+        assert all(np.array_equal(inline[k], pooled[k]) for k in inline)
+        xy, mask = kp.load_keypoints(tmp_path / "inline" / f"{sample.id}.npz")
+        assert np.isfinite(xy).all() and np.abs(xy[mask]).max() < 10

@@ -77,3 +77,10 @@ def latency_ms(fn, inputs: list[np.ndarray], runs: int) -> dict[str, float]:
         fn(x)
         times.append((time.perf_counter() - start) * 1e3)
     return {"mean": float(np.mean(times)), "p95": float(np.percentile(times, 95))}
+
+
+def onnx_hypotheses(runner: OnnxRecognizer, features: list[np.ndarray], glosses: list[str], method: str, beam_width: int) -> list[list[str]]:
+    """Decode every video's keypoint features with the exported model; glosses[i] is class i + 1."""
+    from signkd.decode import decode
+
+    return [[glosses[c - 1] for c in decode(runner.log_probs(x), method, beam_width)] for x in features]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import time
+import zipfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -91,7 +92,7 @@ def _cached_summary(path: Path, summarize: Summarize) -> dict | None:
         return None
     try:
         return summarize(load_npz(path))
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
 
 
@@ -102,7 +103,7 @@ def _remove_stale_temporaries(out_dir: Path) -> None:
 
 
 def _run_one(task: tuple) -> tuple[int, dict | None, str, float]:
-    """Worker body: compute, save atomically, summarise; an error comes back as text, not a traceback."""
+    """Worker body: compute, summarise, save atomically; an error comes back as text, not a traceback."""
     index, _, source, out_path, compute, summarize = task
     start = time.perf_counter()
     try:

@@ -56,11 +56,14 @@ class Vocabulary:
         return [self.glosses[i - 1] for i in ids if 0 < i <= len(self.glosses)]
 
 
-def keypoint_features(landmarks: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """[T, J, 3] landmarks + [T, J] mask -> [T, 3J]: normalised x, y (zeroed where unseen) and the mask."""
-    coords = normalize_keypoints(landmarks, mask) * mask[..., None]
-    t = coords.shape[0]
-    return np.concatenate([coords.reshape(t, -1), mask.reshape(t, -1).astype(np.float32)], axis=1).astype(np.float32)
+def keypoint_features(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Stored keypoints of one video -> [T, 3J] model input: shoulder-normalised x, y (zero where
+    unseen) and the visibility mask. The `recognize` command uses the same function."""
+    height, width = (int(v) for v in arrays["frame_size"])
+    mask = arrays["mask"].astype(bool)
+    xy = normalize_keypoints(arrays["landmarks"], mask, aspect=width / height)
+    t = xy.shape[0]
+    return np.concatenate([xy.reshape(t, -1), mask.reshape(t, -1).astype(np.float32)], axis=1).astype(np.float32)
 
 
 def ctc_min_frames(labels: list[int]) -> int:
@@ -115,7 +118,7 @@ def load_items(
         tensors: dict[str, torch.Tensor] = {}
         if "keypoints" in modalities:
             kp = _load_feature(source.keypoint_dir / f"{s.id}.npz", s.id, "extract_keypoints")
-            tensors["keypoints"] = torch.from_numpy(keypoint_features(kp["landmarks"], kp["mask"]))
+            tensors["keypoints"] = torch.from_numpy(keypoint_features(kp))
         if "flow" in modalities:
             fl = _load_feature(source.flow_dir / f"{s.id}.npz", s.id, "extract_flow")
             flow = fl["flow"].astype(np.float32) * (float(fl["scale"]) / FLOW_UNIT)
