@@ -17,7 +17,7 @@ from torch import nn
 
 from signkd.models.recognizer import RecognizerOutput
 from signkd.training.data import Item, collate
-from signkd.training.trainer import ctc_loss
+from signkd.training.trainer import ctc_loss, to_device
 
 LEVELS = ("frame", "temporal", "sequence")
 _OUTPUT_FIELD = {"frame": "frame_feats", "temporal": "conv_feats", "sequence": "seq_feats"}
@@ -36,17 +36,18 @@ def attach_teacher_outputs(teacher: nn.Module, items: list[Item], batch_size: in
     """Run the frozen teacher once and store its features/logits on each item (then drop the
     video and flow inputs the student never sees)."""
     teacher.eval()
+    device = next(teacher.parameters()).device
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        out: RecognizerOutput = teacher(collate(chunk))
+        out: RecognizerOutput = teacher(to_device(collate(chunk), device))
         for i, it in enumerate(chunk):
             n, m = it.num_frames, int(out.lengths[i])
             it.tensors.update({
-                "t_frame": out.frame_feats[i, :n].clone(),
-                "t_temporal": out.conv_feats[i, :m].clone(),
-                "t_sequence": out.seq_feats[i, :m].clone(),
-                "t_conv_logits": out.conv_logits[i, :m].clone(),
-                "t_seq_logits": out.seq_logits[i, :m].clone(),
+                "t_frame": out.frame_feats[i, :n].to("cpu", copy=True),
+                "t_temporal": out.conv_feats[i, :m].to("cpu", copy=True),
+                "t_sequence": out.seq_feats[i, :m].to("cpu", copy=True),
+                "t_conv_logits": out.conv_logits[i, :m].to("cpu", copy=True),
+                "t_seq_logits": out.seq_logits[i, :m].to("cpu", copy=True),
             })
     for it in items:
         it.tensors.pop("video", None)
@@ -54,7 +55,7 @@ def attach_teacher_outputs(teacher: nn.Module, items: list[Item], batch_size: in
 
 
 def _mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
-    return (torch.arange(t)[None, :] < lengths[:, None]).float()
+    return (torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]).float()
 
 
 def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, lengths: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -91,7 +92,7 @@ class HKDLoss(nn.Module):
         kl = distill_kl(out.seq_logits, batch["t_seq_logits"], out.lengths, temp) + distill_kl(
             out.conv_logits, batch["t_conv_logits"], out.lengths, temp
         )
-        feat = torch.zeros(())
+        feat = torch.zeros((), device=ctc.device)
         for lvl in LEVELS:
             w = self.cfg.level_weights.get(lvl, 0.0)
             if w == 0.0:

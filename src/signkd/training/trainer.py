@@ -22,6 +22,15 @@ from signkd.training.data import Item, Vocabulary, batches
 LossFn = Callable[[RecognizerOutput, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 
 
+def default_device() -> torch.device:
+    """CUDA when present, else the CPU (the default everywhere in this project)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -65,10 +74,11 @@ def predict(
 ) -> list[list[str]]:
     """Gloss hypotheses from the sequence head."""
     model.eval()
+    device = next(model.parameters()).device
     hyps: list[list[str]] = []
     for batch in batches(items, batch_size, shuffle=False):
-        out = model(batch)
-        log_probs = out.seq_logits.log_softmax(-1).numpy()
+        out = model(to_device(batch, device))
+        log_probs = out.seq_logits.log_softmax(-1).cpu().numpy()
         for lp, n in zip(log_probs, out.lengths.tolist()):
             hyps.append(vocab.decode(decode(lp[:n], decoder, beam_width)))
     return hyps
@@ -91,6 +101,10 @@ def train(
 ) -> TrainResult:
     """Adam with cosine decay; keeps the weights of the epoch with the lowest dev WER."""
     set_seed(cfg.seed)
+    device = default_device()
+    model.to(device)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)
     params = list(model.parameters())
     if isinstance(loss_fn, nn.Module):
         params += list(loss_fn.parameters())
@@ -107,6 +121,7 @@ def train(
         model.train()
         totals: dict[str, float] = {}
         for batch in batches(train_items, cfg.batch_size, shuffle=True, generator=generator):
+            batch = to_device(batch, device)
             loss, parts = loss_fn(model(batch), batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{desc}: non-finite loss at epoch {epoch} ({parts}); lower the learning rate")
@@ -127,4 +142,5 @@ def train(
         if on_epoch is not None:
             on_epoch(epoch, record)
     model.load_state_dict(best_state)
+    model.cpu()
     return result
