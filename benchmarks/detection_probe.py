@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--width", type=int, default=210)
     parser.add_argument("--glosses", default="", help="render this comma-separated sentence in every video")
     parser.add_argument("--per-gloss", action="store_true", help="also break detection down by sign")
+    parser.add_argument("--supersample", type=int, default=RenderParams.supersample)
     parser.add_argument("--save", type=Path, default=None, help="write a contact sheet of each video here")
     args = parser.parse_args(argv)
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     rng = np.random.default_rng(args.seed)
     signers = [make_signer(i, np.random.default_rng([args.seed, i])) for i in range(args.signers)]
-    params = RenderParams(height=args.height, width=args.width)
+    params = RenderParams(height=args.height, width=args.width, supersample=args.supersample)
     outcomes = []
     t_render = t_detect = 0.0
     for v in range(args.videos):

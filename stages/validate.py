@@ -12,7 +12,7 @@ STAGE = "validate"
 
 def main(params: Params) -> dict:
     summary = validate_manifests(
-        Path(params.data.manifest_dir), min_frames=params.validate.min_frames, report_dir=Path("reports") / STAGE
+        Path(params.data.manifest_dir), min_frames=params.validate_.min_frames, report_dir=Path("reports") / STAGE
     )
     return flat_metrics(summary)
 

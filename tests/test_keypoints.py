@@ -137,7 +137,8 @@ def test_worker_pool_reports_errors_and_matches_inline(tmp_path):
     assert stats["skipped_videos"][0]["id"] == "broken" and "cannot decode" in stats["skipped_videos"][0]["reason"]
     kp.extract_keypoints(samples[:2], tmp_path / "inline", workers=1, progress=False)
     for sample in samples[:2]:
-        pooled, inline = load_npz(tmp_path / "pool" / f"{sample.id}.npz"), load_npz(tmp_path / "inline" / f"{sample.id}.npz")
+        name = f"{sample.id}.npz"
+        pooled, inline = load_npz(tmp_path / "pool" / name), load_npz(tmp_path / "inline" / name)
         assert all(np.array_equal(pooled[k], inline[k]) for k in inline)
 
 
@@ -209,7 +210,8 @@ def test_rendered_signer_is_detected_identically_by_any_worker_count(tmp_path):
     assert max(stats["detection_rate"]["left_hand"], stats["detection_rate"]["right_hand"]) > 0
     kp.extract_keypoints(samples, tmp_path / "pool", workers=2, progress=False)
     for sample in samples:
-        inline, pooled = load_npz(tmp_path / "inline" / f"{sample.id}.npz"), load_npz(tmp_path / "pool" / f"{sample.id}.npz")
+        name = f"{sample.id}.npz"
+        inline, pooled = load_npz(tmp_path / "inline" / name), load_npz(tmp_path / "pool" / name)
         assert all(np.array_equal(inline[k], pooled[k]) for k in inline)
-        xy, mask = kp.load_keypoints(tmp_path / "inline" / f"{sample.id}.npz")
+        xy, mask = kp.load_keypoints(tmp_path / "inline" / name)
         assert np.isfinite(xy).all() and np.abs(xy[mask]).max() < 10

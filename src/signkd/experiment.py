@@ -22,6 +22,10 @@ MODELS_DIR = Path("models")
 REPORTS_DIR = Path("reports")
 
 
+def log_epoch(epoch: int, record: dict[str, float]) -> None:
+    mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+
+
 def vocabulary(params: Params) -> Vocabulary:
     return Vocabulary(read_vocab(params.data.manifest_dir))
 
@@ -108,10 +112,6 @@ def train_config(params: Params, section: TrainParams, epochs: int | None = None
         decoder=params.decode.method,
         beam_width=params.decode.beam_width,
     )
-
-
-def log_epoch(epoch: int, record: dict[str, float]) -> None:
-    mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
 
 
 def write_curve(stage: str, history: list[dict[str, float]]) -> Path:

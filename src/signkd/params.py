@@ -134,7 +134,7 @@ class CorrectParams(_Strict):
 class Params(_Strict):
     seed: int = Field(ge=0)
     data: DataParams
-    validate_: ValidateParams = Field(alias="validate")
+    validate_: ValidateParams = Field(alias="validate")  # `validate` is a pydantic method name
     keypoints: KeypointParams
     flow: FlowParams
     model: ModelParams

@@ -141,7 +141,7 @@ class RenderParams:
     width: int = REFERENCE_WIDTH
     jitter_px: float = 1.5  # camera shake amplitude (reference pixels)
     blur_sigma: tuple[float, float] = (0.3, 0.8)  # per-video Gaussian blur range
-    noise_sigma: tuple[float, float] = (1.0, 3.0)  # per-video pixel noise range (grey levels)
+    noise_sigma: tuple[float, float] = (0.5, 1.5)  # per-video pixel noise range (grey levels)
     occlusion_prob: float = 0.15  # chance that a video contains one brief hand occlusion
     supersample: int = 2  # draw at this multiple and downscale, for smooth edges
 
@@ -184,7 +184,7 @@ _PALM_OUTLINE = np.array(
     ]
 )
 _PALM_ANCHOR = np.array([0.01, -0.26, 0.0])  # the point a sign's location refers to
-REST_HANDSHAPE = Handshape("rest", ((20.0, 25.0, 12.0),) * 4, (2.0, 0.0, -2.0, -4.0), (20.0, 15.0, 10.0, 10.0))
+REST_HANDSHAPE = Handshape("rest", ((8.0, 12.0, 6.0),) * 4, (4.0, 0.0, -4.0, -8.0), (30.0, 15.0, 5.0, 5.0))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -270,10 +270,10 @@ class Body:
         y0 = signer.body_shift
         return cls(
             cx=REFERENCE_WIDTH / 2,
-            head=np.array([REFERENCE_WIDTH / 2, 62.0 + y0]),
+            head=np.array([REFERENCE_WIDTH / 2, 64.0 + y0]),
             head_rx=22.0 * hs,
             head_ry=28.5 * hs,
-            shoulder_y=128.0 + y0,
+            shoulder_y=120.0 + y0,
             shoulder_half=50.0 * signer.shoulder_scale,
             upper_arm=70.0 * signer.arm_scale,
             forearm=62.0 * signer.arm_scale,
@@ -307,7 +307,7 @@ ORIENTATION_ANGLES = {  # (roll, yaw, pitch) in the side-relative frame
     "up_back": (10.0, 165.0, 0.0),
     "medial_front": (72.0, 20.0, 0.0),
     "medial_back": (72.0, 160.0, 0.0),
-    "rest": (35.0, 30.0, 10.0),
+    "rest": (30.0, 20.0, 0.0),
 }
 MOVEMENT_FRAMES = {  # frames at speed 1.0
     "hold": 8,
@@ -508,6 +508,7 @@ def _draw_torso(cv: _Canvas, signer: Signer, body: Body, head: np.ndarray) -> No
     cv.ellipse((cx, chin_y + 1), (neck_w * 1.05, 4.0), 0, _shade(signer.skin, 0.68), 0, 180)
     bottom = REFERENCE_HEIGHT + 40
     torso = [
+        (cx - neck_w * 1.2, sy - 12),
         (cx - sw * 0.55, sy - 6),
         (cx - sw, sy + 2),
         (cx - sw * 1.08, sy + 20),
@@ -516,14 +517,15 @@ def _draw_torso(cv: _Canvas, signer: Signer, body: Body, head: np.ndarray) -> No
         (cx + sw * 1.08, sy + 20),
         (cx + sw, sy + 2),
         (cx + sw * 0.55, sy - 6),
+        (cx + neck_w * 1.2, sy - 12),
     ]
     cv.poly(torso, cloth, _shade(cloth, 0.7), 1.0)
     cv.circle((cx - sw * 0.88, sy + 10), 13, cloth)
     cv.circle((cx + sw * 0.88, sy + 10), 13, cloth)
     # the collar opening
-    cv.poly([(cx - neck_w * 1.1, sy - 5), (cx, sy + 16), (cx + neck_w * 1.1, sy - 5)], _shade(signer.skin, 0.82))
-    cv.line((cx - neck_w * 1.15, sy - 5), (cx, sy + 17), _shade(cloth, 0.75), 2.0)
-    cv.line((cx + neck_w * 1.15, sy - 5), (cx, sy + 17), _shade(cloth, 0.75), 2.0)
+    cv.poly([(cx - neck_w * 1.2, sy - 12), (cx, sy + 10), (cx + neck_w * 1.2, sy - 12)], _shade(signer.skin, 0.82))
+    cv.line((cx - neck_w * 1.25, sy - 12), (cx, sy + 11), _shade(cloth, 0.75), 2.0)
+    cv.line((cx + neck_w * 1.25, sy - 12), (cx, sy + 11), _shade(cloth, 0.75), 2.0)
     # folds and side shading give the torso volume
     cv.line((cx - sw * 0.95, sy + 30), (cx - sw * 0.9, bottom), _shade(cloth, 0.8), 6.0)
     cv.line((cx + sw * 0.95, sy + 30), (cx + sw * 0.9, bottom), _shade(cloth, 0.8), 6.0)
@@ -616,6 +618,7 @@ class PosedHand:
     joints: np.ndarray  # [21, 3] reference pixels (x, y) and depth z (toward viewer)
     palm: np.ndarray  # [12, 3]
     nail_normals: np.ndarray  # [5, 3]
+    palm_facing: float  # z of the palm normal: > 0 when the palm faces the viewer
     length: float
 
 
@@ -632,38 +635,75 @@ def pose_hand(state: np.ndarray, hand: str, body: Body) -> PosedHand:
         nails[:, 0] *= -1
     anchor = np.array([body.cx + side * state[0], state[1], 0.0])
     pts = pts - pts[-1] + anchor
-    return PosedHand(pts[:NUM_HAND_JOINTS], pts[NUM_HAND_JOINTS:-1], nails, L)
+    return PosedHand(pts[:NUM_HAND_JOINTS], pts[NUM_HAND_JOINTS:-1], nails, float(rot[2, 2]), L)
 
 
-_FINGER_TIPS = (4, 8, 12, 16, 20)
+# joint chains drawn as one finger each (thumb first), with widths per segment (hand lengths)
+_CHAINS = ((1, 2, 3, 4),) + tuple(tuple(range(5 + 4 * i, 9 + 4 * i)) for i in range(4))
+_CHAIN_WIDTHS = ((_THUMB_WIDTH * 1.35, _THUMB_WIDTH, _THUMB_WIDTH * 0.9),) + tuple(
+    (w, w * 0.93, w * 0.86) for w in _FINGER_WIDTH.tolist()
+)
+
+
+def _lerp(a, b, t: float) -> tuple[float, float]:
+    return a[0] * (1 - t) + b[0] * t, a[1] * (1 - t) + b[1] * t
+
+
+def _draw_finger(cv: _Canvas, hand: PosedHand, k: int, skin) -> None:
+    """One finger: rim, then flesh, then highlight, so its joints do not show as seams; a nail
+    where the fingertip's back faces the viewer."""
+    j, L = hand.joints.tolist(), hand.length  # plain floats: far cheaper per primitive than numpy scalars
+    chain, widths = _CHAINS[k], _CHAIN_WIDTHS[k]
+    segs = [(j[a], j[b], w * L) for a, b, w in zip(chain[:-1], chain[1:], widths)]
+    rim = _shade(skin, 0.62)
+    for a, b, w in segs:
+        cv.line(a, b, rim, w + 1.4)
+    for a, b, w in segs:
+        cv.line(a, b, skin, w)
+    light = _shade(skin, 1.13)
+    for a, b, w in segs:
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        norm = math.hypot(dx, dy)
+        if norm > 1e-6:
+            nx, ny = -dy / norm, dx / norm
+            if nx + ny > 0:
+                nx, ny = -nx, -ny
+            off = (nx * w * 0.22, ny * w * 0.22)
+            cv.line((a[0] + off[0], a[1] + off[1]), (b[0] + off[0], b[1] + off[1]), light, max(w * 0.3, 0.6))
+    if hand.nail_normals[k, 2] > 0.3:
+        a, b, w = segs[-1]
+        centre = _lerp(b, a, 0.38)
+        seg_len = math.hypot(b[0] - a[0], b[1] - a[1])
+        angle = math.degrees(math.atan2(b[1] - a[1], b[0] - a[0]))
+        nail = tuple(int(0.55 * c + 0.45 * n) for c, n in zip(skin, (205, 210, 240)))
+        cv.ellipse(centre, (max(seg_len * 0.34, 0.5), w * 0.3), angle, nail)
+
+
+def _draw_palm(cv: _Canvas, hand: PosedHand, skin) -> None:
+    """The palm (creases) or the back of the hand (knuckles, tendons), whichever faces the viewer."""
+    j, L = hand.joints.tolist(), hand.length
+    cv.poly(hand.palm, _shade(skin, 0.97), _shade(skin, 0.66), 0.8)
+    crease = _shade(skin, 0.8)
+    if hand.palm_facing >= 0:
+        palm = hand.palm.tolist()
+        cv.line(palm[2], _lerp(j[0], _lerp(j[5], j[9], 0.5), 0.8), crease, 0.03 * L)
+        cv.line(palm[8], _lerp(j[0], j[1], 0.6), crease, 0.03 * L)
+        cv.line(_lerp(j[1], j[2], 0.2), _lerp(j[0], j[9], 0.3), _shade(skin, 0.9), 0.09 * L)  # thenar shadow
+    else:
+        for m in (5, 9, 13, 17):
+            cv.line(_lerp(j[0], j[m], 0.25), _lerp(j[0], j[m], 0.85), _shade(skin, 0.9), 0.035 * L)
+            cv.circle(j[m], 0.035 * L, _shade(skin, 1.1))
 
 
 def _draw_hand(cv: _Canvas, hand: PosedHand, skin) -> None:
-    """Palm polygon and finger segments, painted back to front."""
-    j, L = hand.joints, hand.length
-    items: list[tuple[float, str, tuple]] = [(float(hand.palm[:, 2].mean()), "palm", ())]
-    widths = [(1, 2, _THUMB_WIDTH * 1.35), (2, 3, _THUMB_WIDTH), (3, 4, _THUMB_WIDTH * 0.9)]
-    for i in range(4):
-        base = 5 + 4 * i
-        w = _FINGER_WIDTH[i]
-        widths += [(base, base + 1, w), (base + 1, base + 2, w * 0.93), (base + 2, base + 3, w * 0.86)]
-    for a, b, w in widths:
-        items.append((float((j[a, 2] + j[b, 2]) / 2), "seg", (a, b, w * L)))
-    items.sort(key=lambda it: it[0])
-    palm_colour = _shade(skin, 0.97)
-    for _, kind, args in items:
-        if kind == "palm":
-            cv.poly(hand.palm, palm_colour, _shade(skin, 0.66), 0.8)
-            # knuckle line / palm crease keeps the palm from looking like a flat blob
-            cv.line(j[5], j[17], _shade(skin, 0.88), 0.05 * L)
+    """Palm and five fingers, painted back to front."""
+    z = hand.joints[:, 2]
+    items = [(float(hand.palm[:, 2].mean()), -1)] + [(float(z[list(c)].mean()), k) for k, c in enumerate(_CHAINS)]
+    for _, k in sorted(items):
+        if k < 0:
+            _draw_palm(cv, hand, skin)
         else:
-            a, b, w = args
-            _limb(cv, j[a], j[b], skin, w)
-            if b in _FINGER_TIPS:
-                k = _FINGER_TIPS.index(b)
-                if hand.nail_normals[k, 2] > 0.35:
-                    tip = j[b, :2] + 0.35 * (j[a, :2] - j[b, :2])
-                    cv.circle(tip, w * 0.28, _shade(skin, 1.12))
+            _draw_finger(cv, hand, k, skin)
 
 
 def _draw_arm(cv: _Canvas, signer: Signer, shoulder, elbow, wrist, width: float) -> None:
