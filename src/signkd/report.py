@@ -46,6 +46,24 @@ def results_table(reports_dir: Path) -> tuple[str, list[dict]]:
     return "\n".join(lines), rows
 
 
+PIPELINE = (
+    "prepare", "validate", "extract_keypoints", "extract_flow", "train_teacher", "train_student",
+    "tune", "distill", "quantize", "correct",
+)
+
+
+def timing_table(reports_dir: Path) -> str:
+    """Wall time of each stage's last run, from its metrics.json."""
+    lines = ["| stage | wall time s |", "|---|---:|"]
+    total = 0.0
+    for stage in PIPELINE:
+        seconds = load_metrics(reports_dir, stage).get("wall_time_s")
+        total += seconds or 0.0
+        lines.append(f"| `{stage}` | {_fmt(seconds, 1)} |")
+    lines.append(f"| **total** | {total:.1f} |")
+    return "\n".join(lines)
+
+
 def plot_wer(rows: list[dict], path: Path) -> Path:
     labels = [r["stage"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -72,6 +90,8 @@ def write_report(reports_dir: Path, extra_sections: list[str]) -> dict:
         table,
         f"![WER per stage]({plot.name})",
         *extra_sections,
+        "## Stage wall times (this machine, last run of each stage)",
+        timing_table(reports_dir),
     ])
     write_text(reports_dir / "README.md", body + "\n")
     return {"rows": rows}

@@ -721,7 +721,10 @@ def _draw_arm(cv: _Canvas, signer: Signer, shoulder, elbow, wrist, width: float)
 
 @dataclass
 class RenderedVideo:
-    """Frames plus ground truth; 'visible' means inside the frame and not covered by an occluder."""
+    """Frames plus ground truth; 'visible' means inside the frame and not covered by an occluder.
+
+    Joint coordinates are output pixels with pixel centres at integer values (OpenCV's convention).
+    """
 
     frames: list[np.ndarray]  # BGR uint8 [H, W, 3]
     hand_joints: np.ndarray  # float32 [T, 2, 21, 2] pixels; hand 0 = left, 1 = right
@@ -783,7 +786,7 @@ def render_video(glosses, signer: Signer, rng: np.random.Generator, params: Rend
     canvas_img = np.empty_like(backdrop)
     # one pool of sensor noise per video; each frame reads a random window of it
     pad = 16
-    noise_pool = rng.normal(0.0, noise, (H + pad, W + pad, 3)).astype(np.float32)
+    noise_pool = np.round(rng.normal(0.0, noise, (H + pad, W + pad, 3))).astype(np.int16)
     for t in range(n):
         cam_offset = (origin + shake[t] * u) * ss
         cv = _Canvas(canvas_img, u * ss, cam_offset)
@@ -818,7 +821,7 @@ def render_video(glosses, signer: Signer, rng: np.random.Generator, params: Rend
             image = cv2.GaussianBlur(image, (0, 0), blur)
         if noise > 0:
             dy, dx = rng.integers(0, pad, size=2)
-            image = np.clip(image + noise_pool[dy : dy + H, dx : dx + W], 0, 255).astype(np.uint8)
+            image = cv2.add(image, noise_pool[dy : dy + H, dx : dx + W], dtype=cv2.CV_8U)  # saturating
         out.frames.append(image)
 
         to_px = lambda p: np.asarray(p, np.float64)[..., :2] * u + origin + shake[t] * u  # noqa: E731

@@ -152,7 +152,7 @@ LEXICON: dict[str, Sign] = {
         _S("STARK", "fist", "up_front", "neutral", "tap"),
         _S("MEHR", "flat", "medial_front", "other_hand", "tap", "base"),
         _S("WENIG", "Y", "up_front", "neutral", "twist"),
-        _S("SCHOEN", "thumb_up", "medial_front", "neutral", "straight_out"),
+        _S("SCHOEN", "thumb_up", "medial_front", "neutral", "hold"),
     )
 }
 

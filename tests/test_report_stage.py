@@ -1,0 +1,52 @@
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from signkd.io import write_json
+from signkd.report import PIPELINE, ROWS, write_report
+from signkd.stage import run_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_report_table_comes_from_the_metrics_files(tmp_path):
+    for i, stage in enumerate(PIPELINE):
+        write_json(tmp_path / stage / "metrics.json", {"wall_time_s": 10.0 + i})
+    for i, (_, stage, dev, test, size) in enumerate(ROWS):
+        m = json.loads((tmp_path / stage / "metrics.json").read_text())
+        m.update({dev: 50.0 - i, test: 40.0 + i / 3, size: 1.5 + i})
+        write_json(tmp_path / stage / "metrics.json", m)
+    write_report(tmp_path, ["## extra", "- hello"])
+    text = (tmp_path / "README.md").read_text()
+    assert "| Distilled student, int8 ONNX | `quantize` | 47.00 | 41.00 | 4.500 |" in text
+    assert "| **total** | " + f"{sum(10.0 + i for i in range(len(PIPELINE))):.1f} |" in text
+    assert (tmp_path / "wer.png").stat().st_size > 1000 and "- hello" in text
+
+
+def test_report_names_the_missing_stage(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dvc repro train_teacher"):
+        write_report(tmp_path, [])
+
+
+def test_bad_params_stop_a_stage_before_any_work(tmp_path, monkeypatch, capsys):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["kd"]["alpha"] = 1.5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    called = []
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage("distill", lambda params: called.append(1) or {})
+    assert exit_info.value.code == 1 and not called
+    assert "kd.alpha" in capsys.readouterr().err
+
+
+def test_a_stage_writes_metrics_with_its_wall_time(tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run_stage("unit", lambda params: {"test_wer": 1.0})
+    metrics = json.loads((tmp_path / "reports/unit/metrics.json").read_text())
+    assert metrics["test_wer"] == 1.0 and metrics["wall_time_s"] >= 0

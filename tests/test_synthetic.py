@@ -1,0 +1,228 @@
+"""The synthetic corpus: lexicon, grammar, renderer, on-disk layout, determinism, MediaPipe."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from signkd.data.grammar import grammar_glosses, sample_sentence
+from signkd.data.render import (
+    NUM_HAND_JOINTS,
+    POSE_NAMES,
+    RenderParams,
+    hand_model,
+    make_signer,
+    render_video,
+)
+from signkd.data.signs import (
+    HANDSHAPES,
+    LEXICON,
+    MINIMAL_PAIR_KINDS,
+    Sign,
+    differing_parameters,
+    minimal_pairs,
+    vocabulary,
+)
+from signkd.data.synthetic import (
+    CSV_COLUMNS,
+    SPLITS,
+    annotation_path,
+    frames_path,
+    ground_truth_path,
+    render_corpus,
+)
+from signkd.io import load_npz
+
+TINY = dict(num_train=2, num_dev=2, num_test=2, num_signers=2, min_signs=1, max_signs=2, height=130, width=105)
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory) -> dict[str, Path]:
+    """The same tiny corpus rendered twice (in-process and by two worker processes), plus another seed."""
+    root = tmp_path_factory.mktemp("synthetic")
+    out = {}
+    for key, seed, workers in (("a", 7, 1), ("b", 7, 2), ("other", 8, 1)):
+        out[key] = root / key
+        render_corpus(out[key], seed=seed, progress=False, workers=workers, **TINY)
+    return out
+
+
+# --- lexicon and grammar -----------------------------------------------------------------------
+
+
+def test_minimal_pairs_differ_in_exactly_their_parameter():
+    pairs = minimal_pairs()
+    assert set(pairs) == set(MINIMAL_PAIR_KINDS)
+    for kind, kind_pairs in pairs.items():
+        assert kind_pairs, f"the lexicon has no {kind} minimal pair"
+        for a, b in kind_pairs:
+            assert differing_parameters(LEXICON[a], LEXICON[b]) == (kind,)
+
+
+def test_handshape_pairs_are_visible_in_finger_joints():
+    for a, b in minimal_pairs()["handshape"]:
+        ja = hand_model(HANDSHAPES[LEXICON[a].handshape].vector()).joints
+        jb = hand_model(HANDSHAPES[LEXICON[b].handshape].vector()).joints
+        assert np.linalg.norm(ja - jb, axis=1).mean() > 0.05, (a, b)
+
+
+def test_sign_rejects_unknown_parameters():
+    with pytest.raises(ValueError, match="handshape"):
+        Sign("X", "no_such_shape", "up_front", "neutral", "hold")
+    with pytest.raises(ValueError, match="other_hand"):
+        Sign("X", "flat", "up_front", "other_hand", "hold")
+
+
+def test_grammar_lengths_vocabulary_and_determinism():
+    assert grammar_glosses() <= set(LEXICON)
+    draws = [sample_sentence(np.random.default_rng(3), 2, 5) for _ in range(2)]
+    assert draws[0] == draws[1]
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        s = sample_sentence(rng, 2, 5)
+        assert 2 <= len(s.glosses) <= 5
+        assert set(s.glosses) <= set(LEXICON)
+        assert s.translation and s.translation == s.translation.strip()
+    fixed = [sample_sentence(rng, 3, 3) for _ in range(50)]
+    assert {len(s.glosses) for s in fixed} == {3}
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 3), (4, 2)])
+def test_grammar_rejects_bad_lengths(lo, hi):
+    with pytest.raises(ValueError):
+        sample_sentence(np.random.default_rng(0), lo, hi)
+
+
+# --- renderer ----------------------------------------------------------------------------------
+
+
+def test_render_video_ground_truth():
+    signer = make_signer(0, np.random.default_rng(1))
+    video = render_video(("HEUTE", "REGEN"), signer, np.random.default_rng(2), RenderParams(occlusion_prob=0.0))
+    T = len(video.frames)
+    assert video.frames[0].shape == (260, 210, 3) and video.frames[0].dtype == np.uint8
+    assert video.hand_joints.shape == (T, 2, NUM_HAND_JOINTS, 2)
+    assert video.pose_joints.shape == (T, len(POSE_NAMES), 2)
+    assert video.hand_visible.all()
+    spans = video.gloss_spans
+    assert spans.shape == (2, 2) and 0 < spans[0, 0] < spans[0, 1] < spans[1, 0] < spans[1, 1] < T
+    # unmirrored camera: the signer's left hand (index 0) and left shoulder are on the image's right
+    assert (video.hand_joints[:, 0, 0, 0] > video.hand_joints[:, 1, 0, 0]).all()
+    left, right = POSE_NAMES.index("left_shoulder"), POSE_NAMES.index("right_shoulder")
+    assert (video.pose_joints[:, left, 0] > video.pose_joints[:, right, 0]).all()
+
+
+def test_render_video_rejects_unknown_gloss():
+    with pytest.raises(ValueError, match="NOT_A_SIGN"):
+        render_video(("NOT_A_SIGN",), make_signer(0, np.random.default_rng(0)), np.random.default_rng(0))
+
+
+# --- corpus on disk ----------------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="|")
+        assert tuple(reader.fieldnames) == CSV_COLUMNS
+        return list(reader)
+
+
+def test_corpus_layout_and_ground_truth(corpora):
+    root = corpora["a"]
+    meta = json.loads((root / "corpus.json").read_text(encoding="utf-8"))
+    assert meta["vocabulary"] == sorted(meta["vocabulary"]) == vocabulary()
+    assert set(meta["minimal_pairs"]) == set(MINIMAL_PAIR_KINDS)
+    assert [s["id"] for s in meta["signers"]] == ["Signer01", "Signer02"]
+    assert annotation_path(root, "train").read_text(encoding="utf-8").startswith("name|video|start|end|speaker|orth|translation\n")
+    for split in SPLITS:
+        rows = _read_csv(annotation_path(root, split))
+        assert len(rows) == TINY[f"num_{split}"] == meta["splits"][split]["videos"]
+        assert {r["speaker"] for r in rows} == {"Signer01", "Signer02"}  # every signer in every split
+        for row in rows:
+            assert row["video"] == f"{row['name']}/1/*.png"
+            assert row["start"] == row["end"] == "-1"
+            glosses = row["orth"].split()
+            assert 1 <= len(glosses) <= 2 and set(glosses) <= set(LEXICON) and row["translation"]
+            pngs = sorted(frames_path(root, split, row["name"]).glob("images*.png"))
+            assert pngs[0].name == "images0001.png"
+            assert cv2.imread(str(pngs[0])).shape == (130, 105, 3)
+            gt = load_npz(ground_truth_path(root, row["name"]))
+            T = len(pngs)
+            assert gt["hand_joints"].shape == (T, 2, 21, 2) and gt["hand_joints"].dtype == np.float32
+            assert gt["hand_visible"].shape == (T, 2) and gt["hand_visible"].dtype == bool
+            assert gt["pose_joints"].shape == (T, len(POSE_NAMES), 2) and gt["pose_joints"].dtype == np.float32
+            assert gt["gloss_spans"].shape == (len(glosses), 2) and gt["gloss_spans"].dtype == np.int32
+            vis = gt["hand_joint_visible"]
+            xy = gt["hand_joints"][vis]
+            assert (xy >= 0).all() and (xy[:, 0] < 105).all() and (xy[:, 1] < 130).all()
+    assert (root / "PHOENIX-2014-T" / "features" / "fullFrame-210x260px").is_dir()
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.suffix in (".png", ".csv", ".json")
+    }
+
+
+def test_same_seed_gives_identical_bytes(corpora):
+    a, b = _files(corpora["a"]), _files(corpora["b"])
+    assert a.keys() == b.keys() and any(k.endswith(".png") for k in a)
+    assert a == b  # also across worker counts
+    for name in (p.name for p in (corpora["a"] / "ground_truth").glob("*.npz")):
+        ga, gb = load_npz(corpora["a"] / "ground_truth" / name), load_npz(corpora["b"] / "ground_truth" / name)
+        assert all(np.array_equal(ga[k], gb[k]) for k in ga)
+    other = _files(corpora["other"])
+    assert other != a
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"min_signs": 3, "max_signs": 2}, "min_signs"),
+        ({"num_train": 0}, "num_train"),
+        ({"num_dev": -1}, "num_dev"),
+        ({"num_signers": 0}, "num_signers"),
+        ({"min_signs": 0}, "min_signs"),
+        ({"height": 20}, "too small"),
+        ({"num_test": 1.5}, "num_test"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_render_corpus_rejects_bad_arguments(tmp_path, override, message):
+    kwargs = {"seed": 0, **TINY, **override}
+    with pytest.raises(ValueError, match=message):
+        render_corpus(tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+# --- MediaPipe sees the signer ----------------------------------------------------------------
+
+
+def test_mediapipe_holistic_detects_rendered_hands():
+    mp = pytest.importorskip("mediapipe")
+    signer = make_signer(0, np.random.default_rng(5))
+    video = render_video(("REGEN", "STARK"), signer, np.random.default_rng(6), RenderParams(occlusion_prob=0.0))
+    frames = video.frames[::2]
+    truth = video.hand_joints[::2]
+    found = np.zeros((len(frames), 2), bool)
+    errors = []
+    with mp.solutions.holistic.Holistic(static_image_mode=False, model_complexity=1) as holistic:
+        poses = 0
+        for t, frame in enumerate(frames):
+            result = holistic.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            poses += result.pose_landmarks is not None
+            for k, lm in enumerate((result.left_hand_landmarks, result.right_hand_landmarks)):
+                if lm is not None:
+                    found[t, k] = True
+                    pts = np.array([(p.x * frame.shape[1], p.y * frame.shape[0]) for p in lm.landmark])
+                    errors.append(np.linalg.norm(pts - truth[t, k], axis=1).mean())
+    assert poses >= 0.9 * len(frames)
+    assert found.mean(axis=0).min() >= 0.7, found.mean(axis=0)
+    assert np.median(errors) < 6.0  # pixels, on hands about 48 px long
