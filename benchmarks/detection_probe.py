@@ -49,11 +49,11 @@ def probe_video(video, holistic_factory) -> dict[str, np.ndarray]:
                 other = np.linalg.norm(pts - video.hand_joints[t, 1 - k], axis=1).mean()
                 err[t, k] = own
                 swapped[t, k] = other < own
-    phase = np.full(n, "transition", dtype=object)  # which sign (or rest/transition) each frame shows
-    for (start, end), gloss in zip(video.gloss_spans, video.extra.get("glosses", ())):
+    phase = np.full(n, "(rest/transition)", dtype=object)  # the sign each frame shows, if any
+    for (start, end), gloss in zip(video.gloss_spans, video.extra["glosses"]):
         phase[start:end] = gloss
-    phase[: video.gloss_spans[0, 0] if len(video.gloss_spans) else n] = "rest"
-    return {"pose": pose, "found": found, "err": err, "swapped": swapped, "visible": video.hand_visible.copy(), "phase": phase}
+    visible = video.hand_visible.copy()
+    return {"pose": pose, "found": found, "err": err, "swapped": swapped, "visible": visible, "phase": phase}
 
 
 def summarise(outcomes: list[dict[str, np.ndarray]]) -> dict[str, float]:

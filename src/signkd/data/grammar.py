@@ -21,8 +21,16 @@ WEATHER: dict[str, tuple[str, str, dict[str, str]]] = {
     "SCHNEE": ("schneit", "es", {"": "", "STARK": "stark", "MEHR": "mehr", "WENIG": "wenig"}),
     "SONNE": ("scheint", "die sonne", {"": "", "STARK": "kräftig", "MEHR": "öfter", "WENIG": "selten"}),
     "WIND": ("weht", "der wind", {"": "", "STARK": "stark", "MEHR": "stärker", "WENIG": "schwach"}),
-    "WOLKE": ("ist", "es", {"": "bewölkt", "STARK": "stark bewölkt", "MEHR": "stärker bewölkt", "WENIG": "leicht bewölkt"}),
-    "GEWITTER": ("gibt", "es", {"": "gewitter", "STARK": "schwere gewitter", "MEHR": "mehr gewitter", "WENIG": "vereinzelt gewitter"}),
+    "WOLKE": (
+        "ist",
+        "es",
+        {"": "bewölkt", "STARK": "stark bewölkt", "MEHR": "stärker bewölkt", "WENIG": "leicht bewölkt"},
+    ),
+    "GEWITTER": (
+        "gibt",
+        "es",
+        {"": "gewitter", "STARK": "schwere gewitter", "MEHR": "mehr gewitter", "WENIG": "vereinzelt gewitter"},
+    ),
     "NEBEL": ("gibt", "es", {"": "nebel", "STARK": "dichten nebel", "MEHR": "mehr nebel", "WENIG": "wenig nebel"}),
     "FROST": ("gibt", "es", {"": "frost", "STARK": "strengen frost", "MEHR": "mehr frost", "WENIG": "leichten frost"}),
     "WARM": ("wird", "es", {"": "warm", "STARK": "sehr warm", "MEHR": "wärmer", "WENIG": "etwas wärmer"}),

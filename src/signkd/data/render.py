@@ -414,7 +414,8 @@ def plan_motion(glosses: list[str] | tuple[str, ...], signer: Signer, rng: np.ra
     frame = len(chunks[0])
     for gloss in glosses:
         n_trans = int(np.clip(round(4 / signer.speed) + int(rng.integers(-1, 2)), 3, 5))
-        n_sign = int(np.clip(round(MOVEMENT_FRAMES[LEXICON[gloss].movement] / signer.speed) + int(rng.integers(-1, 2)), 7, 16))
+        nominal = MOVEMENT_FRAMES[LEXICON[gloss].movement] / signer.speed
+        n_sign = int(np.clip(round(nominal) + int(rng.integers(-1, 2)), 7, 16))
         core = _sign_states(gloss, body, n_sign, rng)
         chunks.append(_transition(chunks[-1][-1], core[0], n_trans))
         frame += n_trans
@@ -495,7 +496,8 @@ def _limb(cv: _Canvas, a, b, colour, width: float) -> None:
 def _background(signer: Signer, height: int, width: int) -> np.ndarray:
     """The studio backdrop: the signer's colour with a soft vertical gradient."""
     grad = np.linspace(1.06, 0.9, height)[:, None, None]
-    return np.clip(np.array(signer.background, np.float64)[None, None] * grad, 0, 255).astype(np.uint8).repeat(width, axis=1)
+    column = np.clip(np.array(signer.background, np.float64)[None, None] * grad, 0, 255).astype(np.uint8)
+    return column.repeat(width, axis=1)
 
 
 def _draw_torso(cv: _Canvas, signer: Signer, body: Body, head: np.ndarray) -> None:
@@ -504,7 +506,8 @@ def _draw_torso(cv: _Canvas, signer: Signer, body: Body, head: np.ndarray) -> No
     neck_w = 0.5 * body.head_rx
     chin_y = head[1] + body.head_ry
     # neck, with a shadow under the chin
-    cv.poly([(cx - neck_w, chin_y - 12), (cx + neck_w, chin_y - 12), (cx + neck_w * 1.1, sy), (cx - neck_w * 1.1, sy)], _shade(signer.skin, 0.9))
+    neck = [(cx - neck_w, chin_y - 12), (cx + neck_w, chin_y - 12), (cx + neck_w * 1.1, sy), (cx - neck_w * 1.1, sy)]
+    cv.poly(neck, _shade(signer.skin, 0.9))
     cv.ellipse((cx, chin_y + 1), (neck_w * 1.05, 4.0), 0, _shade(signer.skin, 0.68), 0, 180)
     bottom = REFERENCE_HEIGHT + 40
     torso = [
@@ -539,8 +542,13 @@ def _draw_head(cv: _Canvas, signer: Signer, body: Body, head: np.ndarray) -> dic
     if signer.long_hair:  # strands down to the shoulders, outside the neck
         for sd in (-1, 1):
             cv.poly(
-                [(cx + sd * 0.6 * rx, cy - 0.9 * ry), (cx + sd * 1.2 * rx, cy - 0.3 * ry), (cx + sd * 1.28 * rx, cy + 1.3 * ry),
-                 (cx + sd * 0.72 * rx, cy + 1.2 * ry), (cx + sd * 0.8 * rx, cy)],
+                [
+                    (cx + sd * 0.6 * rx, cy - 0.9 * ry),
+                    (cx + sd * 1.2 * rx, cy - 0.3 * ry),
+                    (cx + sd * 1.28 * rx, cy + 1.3 * ry),
+                    (cx + sd * 0.72 * rx, cy + 1.2 * ry),
+                    (cx + sd * 0.8 * rx, cy),
+                ],
                 hair,
             )
     cv.ellipse((cx, cy - 0.12 * ry), (rx * 1.1, ry * 1.05), 0, hair)
@@ -609,7 +617,8 @@ def _elbow(shoulder: np.ndarray, wrist: np.ndarray, outward: float, upper: float
     dist = float(np.clip(np.linalg.norm(d), 1e-6, upper + fore - 1e-3))
     cos_a = np.clip((upper**2 + dist**2 - fore**2) / (2 * upper * dist), -1.0, 1.0)
     base = np.arctan2(d[1], d[0])
-    candidates = [shoulder + upper * np.array([np.cos(base + s * np.arccos(cos_a)), np.sin(base + s * np.arccos(cos_a))]) for s in (-1, 1)]
+    angles = (base - np.arccos(cos_a), base + np.arccos(cos_a))
+    candidates = [shoulder + upper * np.array([np.cos(a), np.sin(a)]) for a in angles]
     return max(candidates, key=lambda e: e[1])
 
 
@@ -753,7 +762,9 @@ def _plan_occlusion(rng: np.random.Generator, n_frames: int, prob: float) -> tup
     return start, start + length, int(rng.integers(2))
 
 
-def render_video(glosses, signer: Signer, rng: np.random.Generator, params: RenderParams = RenderParams()) -> RenderedVideo:
+def render_video(
+    glosses, signer: Signer, rng: np.random.Generator, params: RenderParams = RenderParams()
+) -> RenderedVideo:
     """Render one signed sentence; every random choice comes from `rng`, so it is reproducible."""
     unknown = [g for g in glosses if g not in LEXICON]
     if unknown:
@@ -795,8 +806,14 @@ def render_video(glosses, signer: Signer, rng: np.random.Generator, params: Rend
         _draw_torso(cv, signer, body, head)
         face = _draw_head(cv, signer, body, head)
         sy = body.shoulder_y + sway[t, 1] * 0.5
-        shoulders = {"right": np.array([head[0] - body.shoulder_half * 0.9, sy + 8]), "left": np.array([head[0] + body.shoulder_half * 0.9, sy + 8])}
-        hands = {dominant: pose_hand(plan.states[t, 0], dominant, body), passive: pose_hand(plan.states[t, 1], passive, body)}
+        shoulders = {
+            "right": np.array([head[0] - body.shoulder_half * 0.9, sy + 8]),
+            "left": np.array([head[0] + body.shoulder_half * 0.9, sy + 8]),
+        }
+        hands = {
+            dominant: pose_hand(plan.states[t, 0], dominant, body),
+            passive: pose_hand(plan.states[t, 1], passive, body),
+        }
         points = dict(face)
         for name in (passive, dominant):  # the dominant arm is drawn last, in front
             hand = hands[name]
@@ -814,7 +831,8 @@ def render_video(glosses, signer: Signer, rng: np.random.Generator, params: Rend
             occluded_hand = HANDS[occlusion[2]]
             j = hands[occluded_hand].joints[:, :2]
             lo, hi = j.min(axis=0) - 6, j.max(axis=0) + 6
-            cv.poly([lo, (hi[0], lo[1]), hi, (lo[0], hi[1])], _shade(signer.background, 0.8), _shade(signer.background, 0.55), 1.5)
+            card = [lo, (hi[0], lo[1]), hi, (lo[0], hi[1])]  # a plain card passing in front of the hand
+            cv.poly(card, _shade(signer.background, 0.8), _shade(signer.background, 0.55), 1.5)
 
         image = cv2.resize(canvas_img, (W, H), interpolation=cv2.INTER_AREA) if ss > 1 else canvas_img.copy()
         if blur > 0:

@@ -11,16 +11,17 @@ video) means the Phoenix-2014T reader - the code path real data takes - runs on 
       corpus.json
 
 Every random choice is drawn from generators seeded by (seed, purpose, split, index), so the
-same seed gives byte-identical PNGs and CSVs, independent of rendering order.
+same seed gives byte-identical PNGs, CSVs and corpus.json, independent of rendering order and
+worker count (the .npz files hold identical arrays; their zip headers carry write times).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import time
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -182,7 +183,8 @@ def ground_truth_description() -> dict:
         "pose_visible": "bool [T, P] point inside the frame",
         "gloss_spans": "int32 [N, 2] first frame (inclusive) and end frame (exclusive) of each sign, 0-based",
         "hands": list(HANDS),
-        "hand_joint_order": "MediaPipe hand landmarks: 0 wrist, 1-4 thumb, 5-8 index, 9-12 middle, 13-16 ring, 17-20 pinky",
+        "hand_joint_order": "MediaPipe hand landmarks: 0 wrist, 1-4 thumb, 5-8 index, 9-12 middle, "
+        "13-16 ring, 17-20 pinky",
         "pose_names": list(POSE_NAMES),
         "pose_mediapipe_index": list(POSE_MEDIAPIPE_INDEX),
         "sides": "left/right are the signer's anatomical sides, as MediaPipe Holistic names them on an "
@@ -211,6 +213,7 @@ def render_corpus(
     split every signer appears in every split. The returned dict is what corpus.json holds, plus
     `elapsed_s` (kept out of the file so that the file is reproducible). Videos are rendered by
     `workers` processes (default: one per CPU core, at most 8); the output does not depend on it.
+    Workers are spawned, so a calling script needs the usual `if __name__ == "__main__":` guard.
     """
     sizes = {"num_train": num_train, "num_dev": num_dev, "num_test": num_test}
     _check_args(seed, sizes, num_signers, min_signs, max_signs, height, width)
@@ -269,5 +272,6 @@ def render_corpus(
         write_json(tmp / "corpus.json", description)
     elapsed = time.perf_counter() - started
     n_frames = sum(st["frames"] for st in split_stats.values())
-    print(f"synthetic corpus: {sum(counts.values())} videos, {n_frames} frames rendered in {elapsed:.1f}s -> {out_root}")
+    n_videos = sum(counts.values())
+    print(f"synthetic corpus: {n_videos} videos, {n_frames} frames rendered in {elapsed:.1f}s -> {out_root}")
     return {**description, "elapsed_s": elapsed}
