@@ -11,11 +11,11 @@ from pathlib import Path
 import mlflow
 
 from signkd.correction import GlossCorrector, finetune, pretrain
-from signkd.experiment import load_splits, vocabulary, write_hypotheses
+from signkd.experiment import load_splits, scoring_clean, vocabulary, write_hypotheses
 from signkd.models.checkpoint import model_size_mb
 from signkd.params import Params
 from signkd.quantize import OnnxRecognizer, onnx_hypotheses
-from signkd.scoring import corpus_wer
+from signkd.scoring import official_wer
 from signkd.stage import run_stage
 
 STAGE = "correct"
@@ -45,15 +45,17 @@ def main(params: Params) -> dict:
     margin = corrector.calibrate_margin(hyps["dev"], refs["dev"])
     corrector.save(OUT)
 
+    clean = scoring_clean(params)
     metrics: dict = {"margin": margin if margin != float("inf") else -1.0}
     for split in ("dev", "test"):
         corrected = corrector.correct(hyps[split])
-        before, after = corpus_wer(refs[split], hyps[split]), corpus_wer(refs[split], corrected)
+        before = official_wer(refs[split], hyps[split], clean=clean)
+        after = official_wer(refs[split], corrected, clean=clean)
         metrics.update({f"{split}_wer_before": before.wer, f"{split}_wer_after": after.wer,
                         f"{split}_changed": sum(a != b for a, b in zip(hyps[split], corrected))})
         metrics.update({k + "_after": v for k, v in after.as_metrics(split).items() if not k.endswith("_wer")})
         if split == "test":
-            write_hypotheses(STAGE, items[split], corrected, split)
+            write_hypotheses(STAGE, items[split], corrected, split, clean)
     size = corrector.model_size_mb()
     metrics.update({
         "model_size_mb": round(size, 4),

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from signkd.experiment import (
+    scoring_clean,
     distill_student, load_distillation_data, save_model, score_splits, vocabulary, write_curve, write_hypotheses,
 )
 from signkd.models.checkpoint import freeze, load_checkpoint
@@ -33,7 +34,7 @@ def main(params: Params) -> dict:
     student, result, config = distill_student(params, items, vocab, teacher_cfg, temp)
     write_curve(STAGE, result.history)
     metrics, hyps = score_splits(student, items, vocab, params)
-    write_hypotheses(STAGE, items["test"], hyps["test"], "test")
+    write_hypotheses(STAGE, items["test"], hyps["test"], "test", scoring_clean(params))
     return {**metrics, **save_model(STAGE, student, config), "best_epoch": result.best_epoch, "temperature": temp}
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import mlflow
 import torch
 
-from signkd.experiment import load_splits, vocabulary, write_hypotheses
+from signkd.experiment import load_splits, scoring_clean, vocabulary, write_hypotheses
 from signkd.models.checkpoint import load_checkpoint, model_size_mb
 from signkd.params import Params
 from signkd.quantize import OnnxRecognizer, export_onnx, latency_ms, onnx_hypotheses, quantize_int8
-from signkd.scoring import corpus_wer
+from signkd.scoring import official_wer
 from signkd.stage import run_stage
 
 STAGE = "quantize"
@@ -25,6 +25,7 @@ def main(params: Params) -> dict:
     int8 = quantize_int8(fp32, OUT / "student_int8.onnx")
     mlflow.log_artifact(str(int8))
 
+    clean = scoring_clean(params)
     metrics: dict[str, float] = {
         "model_size_mb": round(model_size_mb(int8), 4),
         "fp32_onnx_size_mb": round(model_size_mb(fp32), 4),
@@ -34,11 +35,11 @@ def main(params: Params) -> dict:
         for split, split_items in items.items():
             feats = [it.tensors["keypoints"].numpy() for it in split_items]
             hyps = onnx_hypotheses(runner, feats, vocab.glosses, params.decode.method, params.decode.beam_width)
-            wer = corpus_wer([list(it.glosses) for it in split_items], hyps)
+            wer = official_wer([list(it.glosses) for it in split_items], hyps, clean=clean)
             prefix = split if name == "int8" else f"fp32_{split}"
             metrics.update(wer.as_metrics(prefix))
             if name == "int8" and split == "test":
-                write_hypotheses(STAGE, split_items, hyps, split)
+                write_hypotheses(STAGE, split_items, hyps, split, clean)
                 lat = latency_ms(runner.log_probs, feats, params.quantize.latency_runs)
                 metrics.update({"int8_latency_ms": round(lat["mean"], 3), "int8_latency_p95_ms": round(lat["p95"], 3)})
             if name == "fp32" and split == "test":

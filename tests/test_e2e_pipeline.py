@@ -16,7 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = (
-    "prepare", "validate", "extract_keypoints", "extract_flow", "train_teacher", "train_student",
+    "prepare", "validate", "extract_keypoints", "extract_flow", "validate_features", "train_teacher", "train_student",
     "tune", "distill", "quantize", "correct", "report",
 )
 TINY = {

@@ -10,7 +10,7 @@ import pytest
 
 from signkd.data.manifest import Sample
 from signkd.features import flow as fl
-from signkd.features.parallel import ExtractionError, run_per_video
+from signkd.features.parallel import FINGERPRINT_KEYS, ExtractionError, run_per_video
 from signkd.io import load_npz
 
 
@@ -95,7 +95,7 @@ def test_extract_flow_is_identical_for_one_and_two_workers(tmp_path):
     two = fl.extract_flow(samples, tmp_path / "w2", height=8, width=6, workers=2, progress=False)
     for sample in samples:
         a, b = load_npz(tmp_path / "w1" / f"{sample.id}.npz"), load_npz(tmp_path / "w2" / f"{sample.id}.npz")
-        assert a.keys() == b.keys() == {"flow", "scale", "method"}
+        assert a.keys() == b.keys() == {"flow", "scale", "method", *FINGERPRINT_KEYS}
         assert all(np.array_equal(a[k], b[k]) for k in a)
         assert a["scale"].dtype == np.float32 and a["scale"].shape == ()
     assert one["frames"] == two["frames"] == 12 and one["processed"] == 3

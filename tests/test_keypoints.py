@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import cv2
@@ -10,9 +11,10 @@ import pytest
 
 from signkd.data.manifest import Sample
 from signkd.features import keypoints as kp
+from signkd.features import parallel
 from signkd.features.frames import list_image_files
-from signkd.features.parallel import ExtractionError
-from signkd.io import load_npz
+from signkd.features.parallel import ExtractionError, run_per_video
+from signkd.io import load_npz, save_npz
 
 
 def _folder(root, name: str, num_frames: int = 2, value: int = 0):
@@ -164,7 +166,8 @@ def test_interrupted_run_resumes_only_unfinished_videos(tmp_path, monkeypatch):
 
     computed = []
     original = kp.keypoints_for_video
-    monkeypatch.setattr(kp, "keypoints_for_video", lambda source: computed.append(source.name) or original(source))
+    monkeypatch.setattr(kp, "keypoints_for_video",
+                        lambda source, **kw: computed.append(source.name) or original(source, **kw))
     stats = kp.extract_keypoints(samples, out, workers=1, progress=False)
     assert sorted(computed) == ["b", "c", "d"]
     assert (stats["cached"], stats["processed"], stats["frames"]) == (1, 3, 4)
@@ -215,3 +218,148 @@ def test_rendered_signer_is_detected_identically_by_any_worker_count(tmp_path):
         assert all(np.array_equal(inline[k], pooled[k]) for k in inline)
         xy, mask = kp.load_keypoints(tmp_path / "inline" / name)
         assert np.isfinite(xy).all() and np.abs(xy[mask]).max() < 10
+
+
+def _track(values) -> tuple[np.ndarray, np.ndarray]:
+    """One joint per part (pose, left hand, face) following `values` (None = not detected)."""
+    landmarks = np.zeros((len(values), kp.NUM_JOINTS, 3), np.float32)
+    mask = np.zeros((len(values), kp.NUM_JOINTS), bool)
+    for t, v in enumerate(values):
+        if v is not None:
+            landmarks[t, :, :] = (v, 2 * v, -v)
+            mask[t, :] = True
+    return landmarks, mask
+
+
+def test_interpolate_gaps_fills_short_gaps_between_detections_only():
+    seen = [None, 0.1, None, None, 0.4, 0.5, None, None, None, None, None, 1.0, None]
+    landmarks, mask = _track(seen)
+    filled, interpolated = kp.interpolate_gaps(landmarks, mask, max_gap=4)
+    assert interpolated.shape == mask.shape and interpolated.dtype == bool
+    assert np.flatnonzero(interpolated[:, 0]).tolist() == [2, 3]  # the 5-frame gap and both ends stay empty
+    assert (interpolated == interpolated[:, :1]).all()  # every part the same here
+    np.testing.assert_allclose(filled[2:4, kp.LEFT_HAND.start], [(0.2, 0.4, -0.2), (0.3, 0.6, -0.3)], atol=1e-6)
+    assert np.all(filled[[0, 6, 7, 8, 9, 10, 12]] == 0) and np.array_equal(filled[mask], landmarks[mask])
+    assert not (interpolated & mask).any()
+    assert np.flatnonzero(kp.interpolate_gaps(landmarks, mask, max_gap=5)[1][:, 0]).tolist() == [2, 3, 6, 7, 8, 9, 10]
+    none, nothing = kp.interpolate_gaps(landmarks, mask, max_gap=0)
+    assert not nothing.any() and np.array_equal(none, landmarks)
+    with pytest.raises(ValueError, match="max_gap must be an integer >= 0"):
+        kp.interpolate_gaps(landmarks, mask, max_gap=-1)
+
+
+def test_interpolation_is_per_joint_for_pose_and_filled_mask_combines():
+    landmarks, mask = _track([0.2, 0.3, 0.4])
+    mask[1, kp.LEFT_SHOULDER] = False  # a pose joint below the visibility threshold alone
+    mask[1, kp.RIGHT_HAND] = False  # the whole right hand missed
+    landmarks[1, ~mask[1]] = 0
+    filled, interpolated = kp.interpolate_gaps(landmarks, mask, max_gap=1)
+    right_hand = list(range(kp.RIGHT_HAND.start, kp.RIGHT_HAND.stop))
+    assert np.flatnonzero(interpolated[1]).tolist() == [kp.LEFT_SHOULDER, *right_hand]
+    np.testing.assert_allclose(filled[1, kp.LEFT_SHOULDER], (0.3, 0.6, -0.3), atol=1e-6)
+    arrays = {"mask": mask, "interpolated": interpolated}
+    assert kp.filled_mask(arrays).all() and kp.filled_mask({"mask": mask}).sum() == mask.sum()
+
+
+def test_extract_keypoints_stores_interpolation_and_refreshes_it_without_mediapipe(tmp_path, monkeypatch):
+    samples = [_sample("a", _folder(tmp_path, "a", 5))]
+    out = tmp_path / "out"
+    kp.extract_keypoints(samples, out, workers=1, progress=False)
+    arrays = load_npz(out / "a.npz")
+    assert arrays["interpolated"].shape == (5, kp.NUM_JOINTS) and int(arrays["max_gap"]) == kp.DEFAULT_MAX_GAP
+    landmarks, mask = _track([0.1, None, None, 0.4, None])  # as if MediaPipe had seen this
+    save_npz(out / "a.npz", **(arrays | {"landmarks": landmarks, "mask": mask}))
+
+    def no_mediapipe(self, frames):
+        raise AssertionError("a max_gap change must not re-run MediaPipe")
+
+    monkeypatch.setattr(kp.KeypointExtractor, "extract", no_mediapipe)
+    stats = kp.extract_keypoints(samples, out, workers=1, max_gap=2, progress=False)
+    refreshed = load_npz(out / "a.npz")
+    assert (stats["cached"], stats["processed"]) == (1, 0) and int(refreshed["max_gap"]) == 2
+    assert np.flatnonzero(refreshed["interpolated"][:, 0]).tolist() == [1, 2]
+    assert np.array_equal(refreshed["mask"], mask)
+    np.testing.assert_allclose(refreshed["landmarks"][2, 0], (0.3, 0.6, -0.3), atol=1e-6)
+    assert stats["interpolated_rate"]["left_hand"] == 0.4 and stats["detection_rate"]["left_hand"] == 0.4
+    with pytest.raises(ValueError, match="max_gap"):
+        kp.extract_keypoints(samples, out, workers=1, max_gap=-2, progress=False)
+
+
+class _Extractor:
+    """A cheap stand-in for MediaPipe whose output depends on the frames' content; records calls."""
+
+    def __init__(self, fail_on=()):
+        self.fail_on, self.computed = set(fail_on), []
+
+    def __call__(self, source):
+        self.computed.append(source.name)
+        if source.name in self.fail_on:
+            raise RuntimeError("simulated crash")
+        return {"mean": np.array([cv2.imread(str(f)).mean() for f in list_image_files(source)], np.float32)}
+
+
+def _frame_count(arrays):
+    return {"frames": len(arrays["mean"])}
+
+
+def _run(samples, out, extractor=None, **kwargs):
+    return run_per_video(samples, out, extractor or _Extractor(), _frame_count, workers=1, progress=False,
+                         **kwargs)
+
+
+def test_interrupted_run_resumes_and_equals_an_uninterrupted_one(tmp_path):
+    samples = [_sample(n, _folder(tmp_path, n, 2, value=30 * i)) for i, n in enumerate("abcde")]
+    _run(samples, tmp_path / "whole")
+    with pytest.raises(ExtractionError, match="'c'.*simulated crash"):
+        _run(samples, tmp_path / "out", _Extractor(fail_on={"c"}), on_error="fail")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.npz", "b.npz"]
+    extractor = _Extractor()
+    report = _run(samples, tmp_path / "out", extractor)
+    assert extractor.computed == ["c", "d", "e"] and len(report.with_status("cached")) == 2
+    for s in samples:
+        whole, resumed = load_npz(tmp_path / "whole" / f"{s.id}.npz"), load_npz(tmp_path / "out" / f"{s.id}.npz")
+        assert whole.keys() == resumed.keys() and all(np.array_equal(whole[k], resumed[k]) for k in whole)
+        assert set(parallel.FINGERPRINT_KEYS) <= whole.keys()
+
+
+def test_changed_input_is_recomputed_and_dropped_ids_are_removed(tmp_path):
+    samples = [_sample(n, _folder(tmp_path, n, 2, value=20 * i)) for i, n in enumerate("abcdef")]
+    out = tmp_path / "out"
+    _run(samples, out)
+    cv2.imwrite(str(tmp_path / "a" / "0001.png"), np.full((64, 48, 3), 99, np.uint8))  # new content
+    cv2.imwrite(str(tmp_path / "c" / "0002.png"), np.full((64, 48, 3), 40, np.uint8))  # an added frame
+    touched = tmp_path / "b" / "0000.png"  # same bytes, new mtime (re-render, dvc checkout)
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    old = load_npz(out / "e.npz")
+    np.savez(out / "e.npz", mean=old["mean"])  # an output without fingerprints: origin unknown
+    (out / "gone.npz").write_bytes(b"from a video no longer in the corpus")
+
+    extractor = _Extractor()
+    report = _run(samples, out, extractor)
+    assert sorted(extractor.computed) == ["a", "c", "e"] and report.removed_stale == ["gone"]
+    assert report.base_stats()["removed_stale"] == 1 and not (out / "gone.npz").exists()
+    assert load_npz(out / "a.npz")["mean"][1] == 99 and len(load_npz(out / "c.npz")["mean"]) == 3
+    assert str(load_npz(out / "b.npz")[parallel.STAT_KEY]) == parallel.stat_fingerprint(tmp_path / "b")
+
+    extractor = _Extractor()
+    report = _run(samples[:4], out, extractor)  # d survives, e and f are dropped from the corpus
+    assert extractor.computed == [] and sorted(report.removed_stale) == ["e", "f"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.npz", "b.npz", "c.npz", "d.npz"]
+
+
+def test_a_video_that_now_fails_loses_its_old_output(tmp_path):
+    samples = [_sample("a", _folder(tmp_path, "a", 2))]
+    _run(samples, tmp_path / "out")
+    (tmp_path / "a" / "0001.png").write_bytes(b"corrupt now")
+    report = _run(samples, tmp_path / "out", on_error="skip")
+    assert report.with_status("skipped") and not (tmp_path / "out" / "a.npz").exists()
+
+
+def test_fingerprints_of_missing_sources_are_none(tmp_path):
+    assert parallel.stat_fingerprint(tmp_path / "nope") is None
+    assert parallel.content_fingerprint(tmp_path / "nope") is None
+    (tmp_path / "empty").mkdir()
+    assert parallel.stat_fingerprint(tmp_path / "empty") is None
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"1234")
+    assert parallel.stat_fingerprint(video) and parallel.content_fingerprint(video)

@@ -227,3 +227,54 @@ def test_mediapipe_holistic_detects_rendered_hands():
     assert poses >= 0.9 * len(frames)
     assert found.mean(axis=0).min() >= 0.7, found.mean(axis=0)
     assert np.median(errors) < 6.0  # pixels, on hands about 48 px long
+
+
+# --- split modes -------------------------------------------------------------------------------
+
+
+def _signers_per_split(root: Path) -> dict[str, set[str]]:
+    return {split: {r["speaker"] for r in _read_csv(annotation_path(root, split))} for split in SPLITS}
+
+
+def test_multi_signer_puts_every_signer_in_every_split(corpora):
+    meta = json.loads((corpora["a"] / "corpus.json").read_text(encoding="utf-8"))
+    assert meta["split_mode"] == "multi_signer" and meta["held_out_signer"] is None
+    assert _signers_per_split(corpora["a"]) == {split: {"Signer01", "Signer02"} for split in SPLITS}
+
+
+def test_signer_independent_holds_one_signer_out_of_train(tmp_path, corpora):
+    sizes = {**TINY, "num_train": 4, "num_signers": 3}
+    roots = {}
+    for key, test_signer in (("last", None), ("last_again", None), ("first", 1)):
+        roots[key] = tmp_path / key
+        render_corpus(roots[key], seed=7, progress=False, workers=1, split_mode="signer_independent",
+                      test_signer=test_signer, **sizes)
+    assert _signers_per_split(roots["last"]) == {
+        "train": {"Signer01", "Signer02"}, "dev": {"Signer03"}, "test": {"Signer03"}}
+    assert _signers_per_split(roots["first"]) == {
+        "train": {"Signer02", "Signer03"}, "dev": {"Signer01"}, "test": {"Signer01"}}
+    meta = json.loads((roots["last"] / "corpus.json").read_text(encoding="utf-8"))
+    assert meta["split_mode"] == "signer_independent" and meta["held_out_signer"] == "Signer03"
+    assert {split: set(meta["splits"][split]["signers"]) for split in SPLITS} == _signers_per_split(roots["last"])
+    assert _files(roots["last"]) == _files(roots["last_again"])  # still deterministic
+    # the mode changes who signs, not what is signed
+    for split in ("dev", "test"):
+        orth = [r["orth"] for r in _read_csv(annotation_path(roots["last"], split))]
+        assert orth == [r["orth"] for r in _read_csv(annotation_path(corpora["a"], split))]
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"split_mode": "per_signer"}, "split_mode must be one of"),
+        ({"split_mode": "signer_independent", "num_signers": 1}, "num_signers >= 2"),
+        ({"split_mode": "signer_independent", "test_signer": 0}, "test_signer must be a signer number from 1 to"),
+        ({"split_mode": "signer_independent", "test_signer": 3}, "test_signer must be a signer number from 1 to"),
+        ({"split_mode": "signer_independent", "test_signer": True}, "test_signer"),
+        ({"test_signer": 1}, "only used with split_mode 'signer_independent'"),
+    ],
+)
+def test_render_corpus_rejects_bad_split_arguments(tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        render_corpus(tmp_path / "out", seed=0, progress=False, **{**TINY, **override})
+    assert not (tmp_path / "out").exists()

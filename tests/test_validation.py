@@ -39,7 +39,7 @@ def test_good_manifests_pass_and_write_reports(manifests, tmp_path):
     assert summary["success"] and summary["num_failed"] == 0
     assert summary["counts"] == {"train": 3, "dev": 1, "test": 1}
     assert json.loads((tmp_path / "report" / "validation.json").read_text())["success"] is True
-    assert (tmp_path / "report" / "data_docs" / "index.html").is_file()
+    assert (tmp_path / "report" / "data_docs" / "manifests" / "index.html").is_file()
 
 
 def test_duplicate_id_across_splits(manifests, tmp_path):
@@ -51,7 +51,7 @@ def test_duplicate_id_across_splits(manifests, tmp_path):
     assert "splits must be disjoint" in msg
     report = json.loads((tmp_path / "report" / "validation.json").read_text())
     assert report["success"] is False and report["num_failed"] == 1
-    assert (tmp_path / "report" / "data_docs" / "index.html").is_file()  # docs are there to inspect
+    assert (tmp_path / "report" / "data_docs" / "manifests" / "index.html").is_file()  # docs are there to inspect
 
 
 def test_missing_frame_folder(manifests, tmp_path):

@@ -14,6 +14,7 @@ from signkd.io import write_text
 from signkd.models.checkpoint import build_model, model_size_mb, save_checkpoint
 from signkd.models.recognizer import MODALITIES, count_parameters
 from signkd.params import Params, TrainParams
+from signkd.scoring import write_official_files
 from signkd.training.data import FeatureSource, Item, Vocabulary, load_items
 from signkd.training.kd import HKDLoss, KDConfig, attach_teacher_outputs
 from signkd.training.trainer import TrainConfig, TrainResult, evaluate, set_seed, train
@@ -111,7 +112,13 @@ def train_config(params: Params, section: TrainParams, epochs: int | None = None
         seed=params.seed,
         decoder=params.decode.method,
         beam_width=params.decode.beam_width,
+        clean=scoring_clean(params),
     )
+
+
+def scoring_clean(params: Params) -> str:
+    """The official clean-up for the dataset: the Phoenix kit's rules for Phoenix, none otherwise."""
+    return "phoenix" if params.data.dataset.startswith("phoenix") else "none"
 
 
 def write_curve(stage: str, history: list[dict[str, float]]) -> Path:
@@ -131,7 +138,9 @@ def score_splits(model: nn.Module, items: dict[str, list[Item]], vocab: Vocabula
     hyps: dict[str, list[list[str]]] = {}
     for split in ("dev", "test"):
         if split in items:
-            result, hyps[split] = evaluate(model, items[split], vocab, params.decode.method, params.decode.beam_width)
+            result, hyps[split] = evaluate(
+                model, items[split], vocab, params.decode.method, params.decode.beam_width, scoring_clean(params)
+            )
             metrics.update(result.as_metrics(split))
     return metrics, hyps
 
@@ -142,9 +151,13 @@ def save_model(stage: str, model: nn.Module, config: dict) -> dict[str, float]:
     return {"model_size_mb": round(model_size_mb(weights), 4), "num_parameters": count_parameters(model)}
 
 
-def write_hypotheses(stage: str, items: list[Item], hyps: list[list[str]], split: str) -> Path:
-    """reports/<stage>/<split>_hyp.txt: id | reference | hypothesis, for error analysis."""
+def write_hypotheses(stage: str, items: list[Item], hyps: list[list[str]], split: str, clean: str) -> Path:
+    """reports/<stage>/<split>_hyp.txt (id | reference | hypothesis, for error analysis) and the
+    split's CTM/STM pair, which `sclite -h <split>.ctm ctm -r <split>.stm stm` scores identically."""
     lines = [f"{it.id}|{' '.join(it.glosses)}|{' '.join(h)}" for it, h in zip(items, hyps)]
     path = REPORTS_DIR / stage / f"{split}_hyp.txt"
     write_text(path, "id|reference|hypothesis\n" + "\n".join(lines) + "\n")
+    write_official_files(
+        REPORTS_DIR / stage, split, [it.id for it in items], [list(it.glosses) for it in items], hyps, clean=clean
+    )
     return path

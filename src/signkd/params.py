@@ -26,11 +26,19 @@ class SyntheticParams(_Strict):
     max_signs: int = Field(ge=1, le=12)
     height: int = Field(ge=64, le=1080)
     width: int = Field(ge=64, le=1920)
+    split_mode: Literal["multi_signer", "signer_independent"] = "multi_signer"
+    test_signer: int | None = Field(default=None, ge=1)  # held-out signer number (4 = Signer04)
 
     @model_validator(mode="after")
-    def _signs_ordered(self):
+    def _consistent(self):
         if self.min_signs > self.max_signs:
             raise ValueError(f"min_signs ({self.min_signs}) must be <= max_signs ({self.max_signs})")
+        if self.split_mode == "signer_independent" and self.num_signers < 2:
+            raise ValueError("split_mode signer_independent needs num_signers >= 2")
+        if self.test_signer is not None and (
+            self.split_mode != "signer_independent" or self.test_signer > self.num_signers
+        ):
+            raise ValueError("test_signer needs split_mode signer_independent and must be <= num_signers")
         return self
 
 
@@ -41,7 +49,7 @@ class DownloadParams(_Strict):
 
 
 class DataParams(_Strict):
-    dataset: Literal["synthetic", "phoenix2014", "phoenix2014t"]
+    dataset: Literal["synthetic", "phoenix2014", "phoenix2014t", "csl_daily"]
     raw_dir: str
     manifest_dir: str
     synthetic: SyntheticParams
@@ -50,12 +58,15 @@ class DataParams(_Strict):
 
 class ValidateParams(_Strict):
     min_frames: int = Field(ge=1)
+    min_detection_rate: float = Field(ge=0.0, le=1.0)
+    max_abs_flow: float = Field(gt=0.0)
 
 
 class KeypointParams(_Strict):
     out_dir: str
     workers: int = Field(ge=1, le=256)
     on_error: Literal["fail", "skip"]
+    max_gap: int = Field(ge=0, le=100)
 
 
 class FlowParams(_Strict):

@@ -47,7 +47,7 @@ def results_table(reports_dir: Path) -> tuple[str, list[dict]]:
 
 
 PIPELINE = (
-    "prepare", "validate", "extract_keypoints", "extract_flow", "train_teacher", "train_student",
+    "prepare", "validate", "extract_keypoints", "extract_flow", "validate_features", "train_teacher", "train_student",
     "tune", "distill", "quantize", "correct",
 )
 

@@ -2,8 +2,10 @@
 
 Phoenix-2014 and Phoenix-2014T ship as a tree of annotation CSVs (`|`-separated) and one folder of
 PNG frames per video. The readers turn that tree into `Sample`s, and `prepare_from_raw` writes the
-manifests every later stage reads. The embedded synthetic corpus is rendered in the 2014T layout,
-so the 2014T reader runs on every default `dvc repro`, not only when real data is present.
+manifests every later stage reads (for every supported dataset, CSL-Daily included: its reader lives
+in `signkd.data.csl_daily` and shares the helpers here). The embedded synthetic corpus is rendered
+in the 2014T layout, so the 2014T reader runs on every default `dvc repro`, not only when real data
+is present.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ ANNOTATIONS_SUBDIR = Path("annotations") / "manual"
 COLUMNS_2014T = ("name", "video", "speaker", "orth", "translation")
 COLUMNS_2014 = ("id", "folder", "signer", "annotation")
 
-DATASETS = ("phoenix2014", "phoenix2014t", "synthetic")
+DATASETS = ("phoenix2014", "phoenix2014t", "csl_daily", "synthetic")
 _MAX_LISTED = 5
 
 
@@ -46,11 +48,12 @@ def count_frames(frames_dir: str | os.PathLike) -> int:
 
 def read_phoenix2014t(root: str | os.PathLike) -> dict[str, list[Sample]]:
     """Read Phoenix-2014T (`root` is the `PHOENIX-2014-T` folder or any folder up to two levels above)."""
-    base = _find_root(Path(root), lambda s: f"PHOENIX-2014-T.{s}.corpus.csv", "Phoenix-2014T")
+    base = find_root(Path(root), ANNOTATIONS_SUBDIR / "PHOENIX-2014-T.train.corpus.csv", "Phoenix-2014T",
+                     hint=_PHOENIX_HINT)
     out = {}
     for split in SPLITS:
         ann = base / ANNOTATIONS_SUBDIR / f"PHOENIX-2014-T.{split}.corpus.csv"
-        rows = _read_annotation(ann, COLUMNS_2014T)
+        rows = read_annotation(ann, COLUMNS_2014T)
         out[split] = _to_samples(
             rows, ann, split, base,
             id_col="name", pattern_col="video", signer_col="speaker", gloss_col="orth",
@@ -61,11 +64,12 @@ def read_phoenix2014t(root: str | os.PathLike) -> dict[str, list[Sample]]:
 
 def read_phoenix2014(root: str | os.PathLike) -> dict[str, list[Sample]]:
     """Read Phoenix-2014 multi-signer (`root` is `phoenix-2014-multisigner` or a folder up to two levels above)."""
-    base = _find_root(Path(root), lambda s: f"{s}.corpus.csv", "Phoenix-2014")
+    base = find_root(Path(root), ANNOTATIONS_SUBDIR / "train.corpus.csv", "Phoenix-2014",
+                     hint=_PHOENIX_HINT, prefer="multisigner")
     out = {}
     for split in SPLITS:
         ann = base / ANNOTATIONS_SUBDIR / f"{split}.corpus.csv"
-        rows = _read_annotation(ann, COLUMNS_2014)
+        rows = read_annotation(ann, COLUMNS_2014)
         out[split] = _to_samples(
             rows, ann, split, base,
             id_col="id", pattern_col="folder", signer_col="signer", gloss_col="annotation",
@@ -74,7 +78,19 @@ def read_phoenix2014(root: str | os.PathLike) -> dict[str, list[Sample]]:
     return out
 
 
-READERS = {"phoenix2014": read_phoenix2014, "phoenix2014t": read_phoenix2014t, "synthetic": read_phoenix2014t}
+def _read_csl_daily(root: str | os.PathLike) -> dict[str, list[Sample]]:
+    # imported on use: csl_daily imports this module's helpers
+    from signkd.data.csl_daily import read_csl_daily
+
+    return read_csl_daily(root)
+
+
+READERS = {
+    "phoenix2014": read_phoenix2014,
+    "phoenix2014t": read_phoenix2014t,
+    "csl_daily": _read_csl_daily,
+    "synthetic": read_phoenix2014t,
+}
 
 
 def prepare_from_raw(dataset: str, raw_root: str | os.PathLike, manifest_dir: str | os.PathLike) -> dict:
@@ -104,13 +120,16 @@ def prepare_from_raw(dataset: str, raw_root: str | os.PathLike, manifest_dir: st
     return stats
 
 
-def _find_root(root: Path, train_name, label: str) -> Path:
-    """The folder holding `annotations/manual/<train file>`: `root` itself or up to two levels below.
+_PHOENIX_HINT = f"unpack the official archive there or point the raw root at the folder that contains '{ANNOTATIONS_SUBDIR}'"
+
+
+def find_root(root: Path, rel: Path, label: str, *, hint: str, prefer: str | None = None) -> Path:
+    """The folder holding the marker file `rel`: `root` itself or up to two levels below.
 
     Archives unpack with one or two wrapper folders (e.g. `PHOENIX-2014-T-release-v3/PHOENIX-2014-T`),
-    so users may point at any of them.
+    so users may point at any of them. Several matches are an error unless exactly one folder
+    name contains `prefer`.
     """
-    rel = ANNOTATIONS_SUBDIR / train_name("train")
     if not root.is_dir():
         raise DatasetFileMissing(f"{label} root {root} does not exist or is not a folder; set data.raw_dir to the unpacked dataset")
     for level in ([root], root.glob("*"), root.glob("*/*")):
@@ -118,19 +137,16 @@ def _find_root(root: Path, train_name, label: str) -> Path:
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            preferred = [p for p in found if "multisigner" in p.name]
+            preferred = [p for p in found if prefer and prefer in p.name]
             if len(preferred) == 1:
                 return preferred[0]
             raise DatasetError(
                 f"several {label} copies under {root}: {', '.join(map(str, found))}; point the raw root at one of them"
             )
-    raise DatasetFileMissing(
-        f"{label} annotation file {root / rel} is missing (also looked one and two folders below {root}); "
-        f"unpack the official archive there or point the raw root at the folder that contains '{ANNOTATIONS_SUBDIR}'"
-    )
+    raise DatasetFileMissing(f"{label} annotation file {root / rel} is missing (also looked one and two folders below {root}); {hint}")
 
 
-def _read_annotation(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+def read_annotation(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     """Rows of a `|`-separated corpus file with their line numbers, after checking its header."""
     if not path.is_file():
         raise DatasetFileMissing(f"annotation file {path} is missing; the dataset archive looks incomplete, unpack it again")
@@ -185,14 +201,14 @@ def _to_samples(
             glosses=glosses, translation=row[translation_col] if translation_col else "",
         ))
     if no_gloss:
-        raise DatasetError(f"{ann}: {len(no_gloss)} video(s) with an empty '{gloss_col}' column: {_listing(no_gloss)}; "
+        raise DatasetError(f"{ann}: {len(no_gloss)} video(s) with an empty '{gloss_col}' column: {listing(no_gloss)}; "
                            "fix or remove those lines")
     if missing:
-        raise DatasetFileMissing(f"{split} split of {ann}: {len(missing)} frame folder(s) missing: {_listing(missing)}; "
+        raise DatasetFileMissing(f"{split} split of {ann}: {len(missing)} frame folder(s) missing: {listing(missing)}; "
                                  f"the frames archive is incomplete, unpack it again into {base}")
     if empty:
         raise DatasetFileMissing(f"{split} split of {ann}: {len(empty)} frame folder(s) hold no images "
-                                 f"({'/'.join(IMAGE_SUFFIXES)}): {_listing(empty)}; unpack the dataset again")
+                                 f"({'/'.join(IMAGE_SUFFIXES)}): {listing(empty)}; unpack the dataset again")
     return samples
 
 
@@ -217,6 +233,6 @@ def _locate_frames(split_dir: Path, vid: str, pattern: str) -> tuple[Path | None
     return first_existing, 0
 
 
-def _listing(items: list[str]) -> str:
+def listing(items: list[str]) -> str:
     more = f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else ""
     return "; ".join(items[:_MAX_LISTED]) + more

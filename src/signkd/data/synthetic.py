@@ -52,6 +52,9 @@ FPS = 25
 # Huffman-only deflate: on these noisy frames it is both faster and smaller than the default
 PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
 _SEED_SIGNER, _SEED_SENTENCE, _SEED_VIDEO = 0, 1, 2  # purposes, so streams never overlap
+# multi_signer: every signer in every split (Phoenix-2014 multi-signer); signer_independent: one
+# signer is held out of train and signs all of dev and test (Phoenix-2014 SI5)
+SPLIT_MODES = ("multi_signer", "signer_independent")
 
 
 def annotation_path(root: Path, split: str) -> Path:
@@ -89,6 +92,37 @@ def _check_args(seed, sizes: dict[str, int], num_signers, min_signs, max_signs, 
         raise ValueError(f"min_signs must be positive, got {min_signs}")
     if min_signs > max_signs:
         raise ValueError(f"min_signs ({min_signs}) must not exceed max_signs ({max_signs})")
+
+
+def _held_out_index(split_mode, test_signer, num_signers: int) -> int | None:
+    """0-based index of the signer kept out of train, or None; `test_signer` counts from 1 like
+    the signer ids (4 means Signer04)."""
+    if split_mode not in SPLIT_MODES:
+        raise ValueError(f"split_mode must be one of {', '.join(SPLIT_MODES)}, got {split_mode!r}")
+    if split_mode == "multi_signer":
+        if test_signer is not None:
+            raise ValueError("test_signer is only used with split_mode 'signer_independent'; leave it empty (null) "
+                             "for 'multi_signer'")
+        return None
+    if num_signers < 2:
+        raise ValueError(f"split_mode 'signer_independent' needs num_signers >= 2 (one held out of train, at least "
+                         f"one to train on), got {num_signers}")
+    if test_signer is None:
+        return num_signers - 1
+    is_int = isinstance(test_signer, (int, np.integer)) and not isinstance(test_signer, bool)
+    if not is_int or not 1 <= test_signer <= num_signers:
+        raise ValueError(f"test_signer must be a signer number from 1 to num_signers ({num_signers}), "
+                         f"got {test_signer!r}")
+    return int(test_signer) - 1
+
+
+def split_signers(split_mode: str, test_signer: int | None, num_signers: int) -> dict[str, list[int]]:
+    """The 0-based indices of the signers each split draws from (round-robin within the split)."""
+    held = _held_out_index(split_mode, test_signer, num_signers)
+    everyone = list(range(num_signers))
+    if held is None:
+        return {split: everyone for split in SPLITS}
+    return {"train": [i for i in everyone if i != held], "dev": [held], "test": [held]}
 
 
 def make_signers(seed: int, num_signers: int) -> list[Signer]:
@@ -206,19 +240,28 @@ def render_corpus(
     width: int,
     progress: bool = True,
     workers: int | None = None,
+    split_mode: str = "multi_signer",
+    test_signer: int | None = None,
 ) -> dict:
     """Render the whole corpus into out_root (replacing it atomically) and return its description.
 
-    Signers are assigned round-robin within each split, so with at least `num_signers` videos per
-    split every signer appears in every split. The returned dict is what corpus.json holds, plus
-    `elapsed_s` (kept out of the file so that the file is reproducible). Videos are rendered by
-    `workers` processes (default: one per CPU core, at most 8); the output does not depend on it.
-    Workers are spawned, so a calling script needs the usual `if __name__ == "__main__":` guard.
+    Signers are assigned round-robin within each split. With `split_mode="multi_signer"` every
+    signer appears in every split (given at least `num_signers` videos per split); with
+    `"signer_independent"` signer number `test_signer` (default: the last) signs all of dev and
+    test and none of train, so a model is scored on a signer it never saw. Sentences and the
+    per-video random streams do not depend on the mode, only who signs.
+
+    The returned dict is what corpus.json holds, plus `elapsed_s` (kept out of the file so that
+    the file is reproducible). Videos are rendered by `workers` processes (default: one per CPU
+    core, at most 8); the output does not depend on it. Workers are spawned, so a calling script
+    needs the usual `if __name__ == "__main__":` guard.
     """
     sizes = {"num_train": num_train, "num_dev": num_dev, "num_test": num_test}
     _check_args(seed, sizes, num_signers, min_signs, max_signs, height, width)
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
+    pools = split_signers(split_mode, test_signer, num_signers)
+    test_signer = None if test_signer is None else int(test_signer)  # numpy ints are not JSON
     params = RenderParams(height=height, width=width)
     signers = make_signers(seed, num_signers)
     counts = dict(zip(SPLITS, (num_train, num_dev, num_test)))
@@ -231,7 +274,7 @@ def render_corpus(
             rows[split] = []
             for i in range(counts[split]):
                 sentence = sample_sentence(sentence_rng, min_signs, max_signs)
-                signer = signers[i % num_signers]
+                signer = signers[pools[split][i % len(pools[split])]]
                 jobs.append(_Job(tmp, split, s, i, seed, sentence.glosses, signer, params))
                 name = video_name(split, i)
                 rows[split].append(
@@ -261,7 +304,10 @@ def render_corpus(
             "layout": CORPUS_DIR,
             "seed": seed,
             "params": {**sizes, "num_signers": num_signers, "min_signs": min_signs, "max_signs": max_signs,
-                       "height": height, "width": width, "fps": FPS, "render": asdict(params)},
+                       "height": height, "width": width, "fps": FPS, "render": asdict(params),
+                       "split_mode": split_mode, "test_signer": test_signer},
+            "split_mode": split_mode,
+            "held_out_signer": signers[pools["test"][0]].id if split_mode == "signer_independent" else None,
             "vocabulary": vocabulary(),
             "lexicon": lexicon_description(),
             "minimal_pairs": {kind: [list(p) for p in pairs] for kind, pairs in minimal_pairs().items()},

@@ -8,7 +8,8 @@ size and quantised with one scale per video: a 210x260 video of 100 frames shrin
 Stored per video (`{id}.npz`): `flow` int8 [T, 2, height, width] (channel 0 = dx, 1 = dy; the
 first frame's flow is zero so T matches the video), `scale` float32 0-d (flow in pixels of the
 original frame = flow * scale), `method` (the algorithm's name, so a cache made with another
-method is recomputed).
+method is recomputed), and the source fingerprints of `signkd.features.parallel`
+(`FINGERPRINT_KEYS`) that let an interrupted or changed extraction redo only what it must.
 """
 
 from __future__ import annotations

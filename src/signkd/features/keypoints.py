@@ -6,12 +6,17 @@ non-manual markers). Left and right are the signer's own, as MediaPipe names the
 
 Stored per video (`{id}.npz`): `landmarks` float32 [T, J, 3] (x, y in [0, 1] image-normalised
 coordinates — a tracked joint may lie slightly outside — and MediaPipe's relative depth z),
-`mask` bool [T, J] (True where the joint was detected), and `frame_size` int32 [2] (height, width)
-so that normalisation can undo the image's aspect ratio. Undetected joints are zeros, never NaN.
+`mask` bool [T, J] (True where the joint was detected), `interpolated` bool [T, J] (True where a
+short gap between two detections was filled, see `interpolate_gaps`), `max_gap` int32 0-d (the
+setting that produced `interpolated`) and `frame_size` int32 [2] (height, width) so that
+normalisation can undo the image's aspect ratio. Joints neither detected nor interpolated are
+zeros, never NaN. Models read `filled_mask` (detected or interpolated); accuracy is measured on
+`mask` alone.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -63,6 +68,10 @@ RIGHT_SHOULDER = POSE.start + POSE_NAMES.index("right_shoulder")
 # Pose always returns all 33 joints, guessing the ones out of view; below this visibility
 # (MediaPipe's own score) a joint counts as not detected.
 POSE_VISIBILITY_MIN = 0.5
+
+# A hand missed for a few frames (motion blur, a finger crossing the face) is still where its
+# neighbours say; longer gaps are real absences (hand lowered out of view) and stay empty.
+DEFAULT_MAX_GAP = 4
 
 
 def _import_mediapipe():
@@ -132,6 +141,45 @@ def _frame_landmarks(result) -> tuple[np.ndarray, np.ndarray]:
     return points, mask
 
 
+def _check_max_gap(max_gap) -> None:
+    if not isinstance(max_gap, (int, np.integer)) or isinstance(max_gap, bool) or max_gap < 0:
+        raise ValueError(f"max_gap must be an integer >= 0, got {max_gap!r}")
+
+
+def interpolate_gaps(landmarks: np.ndarray, mask: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fill runs of at most `max_gap` undetected frames between two detections, linearly.
+
+    Returns (landmarks with x, y, z filled in those runs, interpolated bool [T, J]); `mask` is
+    not changed, so the raw detections stay known. Gaps are found per joint: a hand or the face is
+    detected as a whole (all its joints share one mask), so this is per part for them, while pose
+    joints pass MediaPipe's visibility threshold one by one. Leading and trailing gaps are not
+    extrapolated. `max_gap` 0 disables filling.
+    """
+    _check_max_gap(max_gap)
+    filled = np.array(landmarks, np.float32, copy=True)
+    mask = np.asarray(mask, bool)
+    interpolated = np.zeros(mask.shape, bool)
+    if max_gap == 0:
+        return filled, interpolated
+    for j in range(mask.shape[1]):
+        seen = np.flatnonzero(mask[:, j])
+        missing = np.diff(seen) - 1
+        for k in np.flatnonzero((missing > 0) & (missing <= max_gap)):
+            a, b = seen[k], seen[k + 1]
+            w = ((np.arange(a + 1, b) - a) / (b - a)).astype(np.float32)[:, None]
+            filled[a + 1:b, j] = (1 - w) * filled[a, j] + w * filled[b, j]
+            interpolated[a + 1:b, j] = True
+    return filled, interpolated
+
+
+def filled_mask(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Joints a model may use: detected or interpolated (files without `interpolated`: detected)."""
+    mask = np.asarray(arrays["mask"], bool)
+    if "interpolated" not in arrays:
+        return mask
+    return mask | np.asarray(arrays["interpolated"], bool)
+
+
 def normalize_keypoints(landmarks: np.ndarray, mask: np.ndarray, *, aspect: float = 1.0) -> np.ndarray:
     """Shoulder-centred, shoulder-width-scaled x, y: float32 [T, J, 2], masked joints zero.
 
@@ -177,29 +225,58 @@ def _frames_recording_size(source: Path, size: list) -> Iterator[np.ndarray]:
         yield frame
 
 
-def keypoints_for_video(source: str | Path) -> dict[str, np.ndarray]:
-    """Arrays stored for one video (landmarks, mask, frame_size); also what `recognize` runs."""
+def _with_gaps_filled(arrays: dict[str, np.ndarray], max_gap: int) -> dict[str, np.ndarray]:
+    """`arrays` with landmarks re-interpolated from the raw detections under `max_gap`."""
+    mask = np.asarray(arrays["mask"], bool)
+    raw = np.where(mask[..., None], arrays["landmarks"], 0).astype(np.float32)
+    landmarks, interpolated = interpolate_gaps(raw, mask, max_gap)
+    return arrays | {"landmarks": landmarks, "interpolated": interpolated,
+                     "max_gap": np.asarray(max_gap, np.int32)}
+
+
+def keypoints_for_video(source: str | Path, *, max_gap: int = DEFAULT_MAX_GAP) -> dict[str, np.ndarray]:
+    """Arrays stored for one video (see the module docstring); also what `recognize` runs."""
     size: list[int] = []
     landmarks, mask = KeypointExtractor().extract(_frames_recording_size(Path(source), size))
-    return {"landmarks": landmarks, "mask": mask, "frame_size": np.asarray(size, np.int32)}
+    arrays = {"landmarks": landmarks, "mask": mask, "frame_size": np.asarray(size, np.int32)}
+    return _with_gaps_filled(arrays, max_gap)
 
 
-def _summarize_keypoints(arrays: dict[str, np.ndarray]) -> dict:
-    """Frame count and per-part detected-frame counts; raises ValueError for a foreign joint set."""
+def _refresh_gaps(arrays: dict[str, np.ndarray], *, max_gap: int) -> dict[str, np.ndarray] | None:
+    """A cached video made under another max_gap (or before gaps were filled) is re-filled from its
+    raw detections instead of re-running MediaPipe; None when it is already current."""
+    if "mask" not in arrays or "landmarks" not in arrays:
+        return None  # not keypoints at all: the summary rejects it
+    if "interpolated" in arrays and "max_gap" in arrays and int(arrays["max_gap"]) == max_gap:
+        return None
+    return _with_gaps_filled(arrays, max_gap)
+
+
+def _summarize_keypoints(arrays: dict[str, np.ndarray], *, max_gap: int = DEFAULT_MAX_GAP) -> dict:
+    """Frame count and per-part detected / interpolated frame counts; raises ValueError for output
+    of a foreign joint set or of other settings."""
     landmarks, mask = arrays["landmarks"], arrays["mask"]
     if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_JOINTS, 3) or mask.shape != landmarks.shape[:2]:
         raise ValueError(f"stored landmarks {landmarks.shape} do not match the joint set ({NUM_JOINTS} joints)")
     if arrays["frame_size"].shape != (2,):
         raise ValueError("stored frame_size is not (height, width)")
+    if arrays["interpolated"].shape != mask.shape or int(arrays["max_gap"]) != max_gap:
+        raise ValueError(f"stored gap filling does not match max_gap={max_gap}")
+    filled = filled_mask(arrays)
     detected = {name: int(mask[:, part].any(axis=1).sum()) for name, part in PARTS.items()}
-    return {"frames": int(landmarks.shape[0]), "detected": detected}
+    gained = {name: int((filled[:, part].any(axis=1) & ~mask[:, part].any(axis=1)).sum())
+              for name, part in PARTS.items()}
+    return {"frames": int(landmarks.shape[0]), "detected": detected, "interpolated": gained}
 
 
 def _rates(summaries: list[dict]) -> dict:
     frames = sum(s["frames"] for s in summaries)
-    rates = {name: round(sum(s["detected"][name] for s in summaries) / frames, 4) if frames else 0.0
-             for name in PARTS}
-    return {"frames": frames, "detection_rate": rates}
+
+    def rate(key: str, name: str) -> float:
+        return round(sum(s[key][name] for s in summaries) / frames, 4) if frames else 0.0
+
+    return {"frames": frames, "detection_rate": {name: rate("detected", name) for name in PARTS},
+            "interpolated_rate": {name: rate("interpolated", name) for name in PARTS}}
 
 
 def extract_keypoints(
@@ -208,15 +285,23 @@ def extract_keypoints(
     *,
     workers: int,
     on_error: str = "fail",
+    max_gap: int = DEFAULT_MAX_GAP,
     progress: bool = True,
 ) -> dict:
-    """Write `out_dir/{id}.npz` per video (resuming: finished videos are kept) and return stats.
+    """Write `out_dir/{id}.npz` per video and return stats. Resumes: a video's output made from the
+    same frames is kept (re-filled when only max_gap changed); `out_dir` belongs to this extraction,
+    so `.npz` files of ids not in `samples` are deleted.
 
-    Stats: videos / processed / cached / skipped (with reasons), frames, detection_rate per part
-    (fraction of frames with that part detected, over all videos with output), per_split rates
-    when samples come from several splits, and frames_per_second of this run's processing.
+    Stats: videos / processed / cached / skipped (with reasons) / removed_stale, frames,
+    detection_rate per part (fraction of frames with that part detected, over all videos with
+    output), interpolated_rate per part (fraction of frames where only gap filling supplies it),
+    per_split rates when samples come from several splits, and frames_per_second of this run's
+    processing.
     """
-    report = run_per_video(samples, out_dir, keypoints_for_video, _summarize_keypoints,
+    _check_max_gap(max_gap)  # before any worker starts
+    report = run_per_video(samples, out_dir, functools.partial(keypoints_for_video, max_gap=max_gap),
+                           functools.partial(_summarize_keypoints, max_gap=max_gap),
+                           refresh=functools.partial(_refresh_gaps, max_gap=max_gap),
                            workers=workers, on_error=on_error, progress=progress, desc="keypoints")
     stats = report.base_stats() | _rates([r.summary for r in report.done])
     processed_frames = sum(r.summary["frames"] for r in report.with_status("processed"))

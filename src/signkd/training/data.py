@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from signkd.data.manifest import Sample
 from signkd.features.frames import iter_frames
-from signkd.features.keypoints import normalize_keypoints
+from signkd.features.keypoints import filled_mask, normalize_keypoints
 from signkd.io import load_npz
 from signkd.models.blocks import DOWNSAMPLE
 
@@ -60,7 +60,7 @@ def keypoint_features(arrays: dict[str, np.ndarray]) -> np.ndarray:
     """Stored keypoints of one video -> [T, 3J] model input: shoulder-normalised x, y (zero where
     unseen) and the visibility mask. The `recognize` command uses the same function."""
     height, width = (int(v) for v in arrays["frame_size"])
-    mask = arrays["mask"].astype(bool)
+    mask = filled_mask(arrays)  # detections plus short interpolated gaps
     xy = normalize_keypoints(arrays["landmarks"], mask, aspect=width / height)
     t = xy.shape[0]
     return np.concatenate([xy.reshape(t, -1), mask.reshape(t, -1).astype(np.float32)], axis=1).astype(np.float32)

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from signkd.decode import decode
 from signkd.models.recognizer import RecognizerOutput
-from signkd.scoring import WerResult, corpus_wer
+from signkd.scoring import WerResult, official_wer
 from signkd.training.data import Item, Vocabulary, batches
 
 LossFn = Callable[[RecognizerOutput, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
@@ -45,6 +45,7 @@ class TrainConfig:
     seed: int
     decoder: str = "beam"
     beam_width: int = 5
+    clean: str = "none"  # hypothesis/reference clean-up of the dataset's official scoring
 
 
 @dataclass
@@ -84,9 +85,12 @@ def predict(
     return hyps
 
 
-def evaluate(model: nn.Module, items: list[Item], vocab: Vocabulary, decoder: str = "beam", beam_width: int = 5) -> tuple[WerResult, list[list[str]]]:
+def evaluate(
+    model: nn.Module, items: list[Item], vocab: Vocabulary, decoder: str = "beam", beam_width: int = 5, clean: str = "none"
+) -> tuple[WerResult, list[list[str]]]:
+    """Official (sclite-equivalent) WER of the model's hypotheses, and the hypotheses."""
     hyps = predict(model, items, vocab, decoder, beam_width)
-    return corpus_wer([list(it.glosses) for it in items], hyps), hyps
+    return official_wer([list(it.glosses) for it in items], hyps, clean=clean), hyps
 
 
 def train(
@@ -132,7 +136,7 @@ def train(
             scheduler.step()
             for k, v in {"loss": loss.item(), **parts}.items():
                 totals[k] = totals.get(k, 0.0) + v / steps_per_epoch
-        dev, _ = evaluate(model, dev_items, vocab, cfg.decoder, cfg.beam_width)
+        dev, _ = evaluate(model, dev_items, vocab, cfg.decoder, cfg.beam_width, cfg.clean)
         record = {"epoch": epoch, **{f"train_{k}": v for k, v in totals.items()}, "dev_wer": dev.wer}
         result.history.append(record)
         if dev.wer < result.best_dev_wer:

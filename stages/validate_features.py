@@ -1,0 +1,32 @@
+"""Stage validate_features: Great Expectations suites over the extracted keypoints and flow.
+
+Runs after extraction and before any training, so NaNs, truncated files, frame-count
+mismatches, a failed MediaPipe run or exploding flow stop the chain with the file named.
+"""
+
+from pathlib import Path
+
+from signkd.params import Params
+from signkd.stage import run_stage
+from signkd.tracking import flat_metrics
+from signkd.validation import validate_flow, validate_keypoints
+
+STAGE = "validate_features"
+REPORT_DIR = Path("reports") / STAGE
+
+
+def main(params: Params) -> dict:
+    manifests = Path(params.data.manifest_dir)
+    checks = params.validate_
+    keypoints = validate_keypoints(
+        manifests, Path(params.keypoints.out_dir), min_detection_rate=checks.min_detection_rate, report_dir=REPORT_DIR
+    )
+    flow = validate_flow(
+        manifests, Path(params.flow.out_dir), max_abs_flow=checks.max_abs_flow, report_dir=REPORT_DIR,
+        height=params.flow.height, width=params.flow.width,
+    )
+    return flat_metrics({"keypoints": keypoints, "flow": flow})
+
+
+if __name__ == "__main__":
+    run_stage(STAGE, main)
