@@ -32,6 +32,19 @@ def test_teacher_fuses_three_modalities(fusion):
         assert not torch.allclose(model(changed).seq_logits, out.seq_logits), key
 
 
+def test_modality_dropout_zeroes_whole_streams_only_in_training():
+    from signkd.models.recognizer import _keep_mask
+
+    torch.manual_seed(0)
+    keep = _keep_mask(500, 3, 0.6, torch.device("cpu"))
+    assert (keep.sum(1) >= 1).all(), "a sample must keep at least one stream"
+    assert 0.2 < 1 - keep.mean().item() < 0.6
+    model = MultiModalTeacher(12, 32, 6, modality_dropout=0.5)
+    batch = collate(toy_items(2, with_video=True))
+    model.eval()
+    assert torch.equal(model(batch).seq_logits, model(batch).seq_logits)
+
+
 def test_ctc_min_frames_counts_blanks_between_repeats():
     assert ctc_min_frames([1, 2, 3]) == 3
     assert ctc_min_frames([1, 1, 2]) == 4

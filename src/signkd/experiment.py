@@ -65,6 +65,8 @@ def teacher_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
         "num_classes": vocab.num_classes,
         "fusion": params.teacher.fusion,
         "dropout": params.model.dropout,
+        "cnn_width": params.model.cnn_width,
+        "modality_dropout": params.teacher.modality_dropout,
         "vocab": vocab.glosses,
     }
 

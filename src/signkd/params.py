@@ -83,6 +83,7 @@ class ModelParams(_Strict):
     frame_width: int = Field(ge=16, le=512)
     hidden: int = Field(ge=8, le=4096)
     student_hidden: int = Field(ge=8, le=4096)
+    cnn_width: int = Field(ge=4, le=512)
     dropout: float = Field(ge=0.0, lt=1.0)
 
 
@@ -94,6 +95,7 @@ class TrainParams(_Strict):
 
 class TeacherParams(TrainParams):
     fusion: Literal["early", "late"]
+    modality_dropout: float = Field(ge=0.0, lt=1.0)
 
 
 class LevelWeights(_Strict):

@@ -22,7 +22,8 @@ def build_model(config: dict) -> nn.Module:
         return KeypointStudent(config["keypoint_dim"], config["hidden"], config["num_classes"], config["dropout"])
     if kind == "teacher":
         return MultiModalTeacher(
-            config["keypoint_dim"], config["hidden"], config["num_classes"], config["fusion"], config["dropout"]
+            config["keypoint_dim"], config["hidden"], config["num_classes"], config["fusion"], config["dropout"],
+            config.get("cnn_width", 32), config.get("modality_dropout", 0.0),
         )
     raise ValueError(f"unknown model kind {kind!r} in checkpoint config")
 

@@ -69,15 +69,19 @@ class MultiModalTeacher(nn.Module):
 
     modalities = MODALITIES
 
-    def __init__(self, keypoint_dim: int, hidden: int, num_classes: int, fusion: str = "early", dropout: float = 0.1):
+    def __init__(
+        self, keypoint_dim: int, hidden: int, num_classes: int, fusion: str = "early", dropout: float = 0.1,
+        cnn_width: int = 32, modality_dropout: float = 0.0,
+    ):
         super().__init__()
+        self.modality_dropout = modality_dropout
         if fusion not in ("early", "late"):
             raise ValueError(f"unknown fusion {fusion!r}; use 'early' or 'late'")
         self.fusion = fusion
         self.streams = nn.ModuleDict({
-            "video": FrameCNN(3, hidden),
+            "video": FrameCNN(3, hidden, cnn_width),
             "keypoints": KeypointEncoder(keypoint_dim, hidden, dropout),
-            "flow": FrameCNN(2, hidden),
+            "flow": FrameCNN(2, hidden, cnn_width),
         })
         if fusion == "early":
             self.fuse = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(inplace=True))
@@ -85,8 +89,17 @@ class MultiModalTeacher(nn.Module):
         else:
             self.branches = nn.ModuleDict({m: Branch(hidden, hidden, num_classes, dropout) for m in MODALITIES})
 
+    def _drop_modalities(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Modality dropout (training only): zero whole streams per video at random, so the
+        fused model cannot lean on one stream (the easiest to memorise) and learns from all."""
+        if not self.training or self.modality_dropout == 0.0:
+            return feats
+        first = feats[MODALITIES[0]]
+        keep = _keep_mask(first.shape[0], len(MODALITIES), self.modality_dropout, first.device)
+        return {m: feats[m] * keep[:, i, None, None] / (1.0 - self.modality_dropout) for i, m in enumerate(MODALITIES)}
+
     def forward(self, batch: dict[str, torch.Tensor]) -> RecognizerOutput:
-        feats = {m: self.streams[m](batch[m]) for m in MODALITIES}
+        feats = self._drop_modalities({m: self.streams[m](batch[m]) for m in MODALITIES})
         if self.fusion == "early":
             fused = self.fuse(torch.cat([feats[m] for m in MODALITIES], dim=-1))
             return self.branch(fused, batch["lengths"])
@@ -106,6 +119,14 @@ class MultiModalTeacher(nn.Module):
             seq_logits=mean_log_softmax("seq_logits"),
             lengths=outs[0].lengths,
         )
+
+
+def _keep_mask(batch_size: int, num_streams: int, p: float, device: torch.device) -> torch.Tensor:
+    """[B, S] 0/1: each stream dropped with probability p, never all streams of one sample."""
+    keep = (torch.rand(batch_size, num_streams, device=device) >= p).float()
+    none_left = keep.sum(1) == 0
+    keep[none_left, torch.randint(num_streams, (int(none_left.sum()),), device=device)] = 1.0
+    return keep
 
 
 def count_parameters(model: nn.Module) -> int:
