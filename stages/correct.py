@@ -42,7 +42,7 @@ def main(params: Params) -> dict:
     for name, result in (("pretrain", pre), ("finetune", fine)):
         for step, loss in result["loss_curve"]:
             mlflow.log_metric(f"{name}_loss", loss, step=step)
-    margin = corrector.calibrate_margin(hyps["dev"], refs["dev"])
+    margin = corrector.calibrate_margin(hyps["dev"], refs["dev"], clean=scoring_clean(params))
     corrector.save(OUT)
 
     clean = scoring_clean(params)

@@ -3,10 +3,7 @@
 import json
 from pathlib import Path
 
-from signkd.experiment import (
-    scoring_clean,
-    distill_student, load_distillation_data, save_model, score_splits, vocabulary, write_curve, write_hypotheses,
-)
+from signkd.experiment import distill_student, finish_training, load_distillation_data, vocabulary
 from signkd.models.checkpoint import freeze, load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
@@ -32,10 +29,7 @@ def main(params: Params) -> dict:
     temp = temperature(params)
     mlflow.log_param("kd.temperature_used", temp)
     student, result, config = distill_student(params, items, vocab, teacher_cfg, temp)
-    write_curve(STAGE, result.history)
-    metrics, hyps = score_splits(student, items, vocab, params)
-    write_hypotheses(STAGE, items["test"], hyps["test"], "test", scoring_clean(params))
-    return {**metrics, **save_model(STAGE, student, config), "best_epoch": result.best_epoch, "temperature": temp}
+    return {**finish_training(STAGE, params, student, config, items, vocab, result), "temperature": temp}
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def test_noise_argument_errors():
 def test_wer_handles_empty_sequences():
     assert _wer([["A", "B"]], [[]]) == 100.0
     assert _wer([["A", "B"], []], [["A", "B"], ["C"]]) == 50.0  # insertion against an empty reference
-    with pytest.raises(ValueError, match="no glosses"):
+    with pytest.raises(ValueError, match="no words"):
         _wer([[]], [["A"]])
 
 

@@ -153,6 +153,18 @@ def save_model(stage: str, model: nn.Module, config: dict) -> dict[str, float]:
     return {"model_size_mb": round(model_size_mb(weights), 4), "num_parameters": count_parameters(model)}
 
 
+def finish_training(
+    stage: str, params: Params, model: nn.Module, config: dict, items: dict[str, list[Item]], vocab: Vocabulary,
+    result: TrainResult,
+) -> dict:
+    """What every training stage does after training: curve, dev/test WER, test hypotheses
+    (+ CTM/STM), checkpoint; returns the stage's metrics."""
+    write_curve(stage, result.history)
+    metrics, hyps = score_splits(model, items, vocab, params)
+    write_hypotheses(stage, items["test"], hyps["test"], "test", scoring_clean(params))
+    return {**metrics, **save_model(stage, model, config), "best_epoch": result.best_epoch}
+
+
 def write_hypotheses(stage: str, items: list[Item], hyps: list[list[str]], split: str, clean: str) -> Path:
     """reports/<stage>/<split>_hyp.txt (id | reference | hypothesis, for error analysis) and the
     split's CTM/STM pair, which `sclite -h <split>.ctm ctm -r <split>.stm stm` scores identically."""

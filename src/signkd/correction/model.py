@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import jiwer
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (
@@ -26,6 +25,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from signkd.scoring import official_wer
 from signkd.io import atomic_dir, write_json
 
 # BART's conventional ids: <s>=0, <pad>=1, </s>=2, <unk>=3.
@@ -36,22 +36,10 @@ CONFIG_FILE = "corrector.json"
 FORMAT_VERSION = 1
 
 
-def _wer(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> float:
-    """Corpus WER in percent: all edits over all reference glosses.
-
-    Pairs with an empty reference are counted here as pure insertions, because older jiwer
-    releases reject empty reference strings.
-    """
-    if len(refs) != len(hyps):
-        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    n_ref_words = sum(len(r) for r in refs)
-    if n_ref_words == 0:
-        raise ValueError("references contain no glosses: WER is undefined")
-    errors = sum(len(h) for r, h in zip(refs, hyps) if len(r) == 0)
-    kept = [(" ".join(r), " ".join(h)) for r, h in zip(refs, hyps) if len(r) > 0]
-    out = jiwer.process_words([r for r, _ in kept], [h for _, h in kept])
-    errors += out.substitutions + out.deletions + out.insertions
-    return 100.0 * errors / n_ref_words
+def _wer(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], clean: str = "none") -> float:
+    """Corpus WER in percent with the project's official scorer, so the gate is calibrated on
+    exactly the number the pipeline reports."""
+    return official_wer(refs, hyps, clean=clean).wer
 
 
 def build_gloss_tokenizer(vocab: Sequence[str], max_length: int = 128) -> PreTrainedTokenizerFast:
@@ -312,8 +300,10 @@ class GlossCorrector:
         grid: Sequence[float] = MARGIN_GRID,
         num_beams: int = 4,
         batch_size: int = 64,
+        clean: str = "none",
     ) -> float:
-        """Set and return the margin from `grid` with the lowest WER on held-out pairs.
+        """Set and return the margin from `grid` with the lowest WER on held-out pairs
+        (scored with the dataset's official clean-up `clean`).
 
         Ties go to the larger (more conservative) margin; inf ("never accept") is always
         tried, so the chosen margin never raises WER on these pairs. The per-margin WERs are
@@ -329,13 +319,13 @@ class GlossCorrector:
         refs = [list(r) for r in refs]
         candidates, gains = self.propose(hyps, num_beams=num_beams, batch_size=batch_size)
         margins = sorted(set(grid) | {math.inf}, reverse=True)
-        wers = [_wer(refs, _apply_gate(hyps, candidates, gains, m)) for m in margins]
+        wers = [_wer(refs, _apply_gate(hyps, candidates, gains, m), clean) for m in margins]
         best = min(range(len(margins)), key=lambda i: (wers[i], i))  # equal WER: lower index = larger margin
         self.margin = margins[best]
         self.calibration = {
             "margins": [_json_margin(m) for m in margins],
             "wer": wers,
-            "wer_before": _wer(refs, hyps),
+            "wer_before": _wer(refs, hyps, clean),
             "wer_after": wers[best],
             "margin": _json_margin(self.margin),
             "accepted": sum(g > self.margin for g in gains),
