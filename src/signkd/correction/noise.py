@@ -44,12 +44,9 @@ def corrupt(
     vocab = list(vocab)
     out: list[str] = []
     for gloss in glosses:
-        if rng.random() < p_delete:
-            pass
-        elif rng.random() < p_substitute:
-            out.append(_other_gloss(gloss, vocab, rng))
-        else:
-            out.append(gloss)
+        deleted = rng.random() < p_delete
+        if not deleted:
+            out.append(_other_gloss(gloss, vocab, rng) if rng.random() < p_substitute else gloss)
         if rng.random() < p_insert:
             out.append(vocab[int(rng.integers(len(vocab)))])
     i = 0
