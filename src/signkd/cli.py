@@ -28,6 +28,9 @@ def _recognize(args: argparse.Namespace) -> int:
             print(f"error: {path} not found; run `make repro` (or `dvc repro quantize`) first", file=sys.stderr)
             return 1
     glosses = json.loads(vocab_cfg.read_text())["vocab"]
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     start = time.perf_counter()
     arrays = keypoints_for_video(args.video)
     t_keypoints = time.perf_counter() - start
