@@ -51,6 +51,10 @@ def test_cross_field_checks(raw):
     with pytest.raises(ParamsError, match="min_signs"):
         parse_params(bad)
     bad = copy.deepcopy(raw)
+    bad["model"]["keypoint_parts"] = ["pose", "pose"]
+    with pytest.raises(ParamsError, match="keypoint_parts"):
+        parse_params(bad)
+    bad = copy.deepcopy(raw)
     bad["tune"]["temperature_min"] = 9.0
     with pytest.raises(ParamsError, match="temperature_min"):
         parse_params(bad)

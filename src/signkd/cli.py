@@ -18,7 +18,7 @@ def _recognize(args: argparse.Namespace) -> int:
     from signkd.decode import decode
     from signkd.features.keypoints import keypoints_for_video
     from signkd.quantize import OnnxRecognizer
-    from signkd.training.data import keypoint_features
+    from signkd.training.data import ALL_PARTS, keypoint_features
 
     models = Path(args.models)
     onnx_path = models / "quantize" / "student_int8.onnx"
@@ -27,14 +27,16 @@ def _recognize(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"error: {path} not found; run `make repro` (or `dvc repro quantize`) first", file=sys.stderr)
             return 1
-    glosses = json.loads(vocab_cfg.read_text())["vocab"]
+    student_cfg = json.loads(vocab_cfg.read_text())
+    glosses = student_cfg["vocab"]
+    parts = tuple(student_cfg.get("keypoint_parts", ALL_PARTS))
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     start = time.perf_counter()
     arrays = keypoints_for_video(args.video)
     t_keypoints = time.perf_counter() - start
-    log_probs = OnnxRecognizer(onnx_path, threads=args.threads).log_probs(keypoint_features(arrays))
+    log_probs = OnnxRecognizer(onnx_path, threads=args.threads).log_probs(keypoint_features(arrays, parts))
     hyp = [glosses[c - 1] for c in decode(log_probs, args.decoder, args.beam_width)]
     corrected = hyp
     if not args.no_correction and (models / "correct").is_dir():

@@ -33,7 +33,8 @@ def vocabulary(params: Params) -> Vocabulary:
 
 def feature_source(params: Params) -> FeatureSource:
     return FeatureSource(
-        Path(params.keypoints.out_dir), Path(params.flow.out_dir), params.model.frame_height, params.model.frame_width
+        Path(params.keypoints.out_dir), Path(params.flow.out_dir), params.model.frame_height, params.model.frame_width,
+        tuple(params.model.keypoint_parts),
     )
 
 
@@ -61,6 +62,7 @@ def teacher_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
     return {
         "kind": "teacher",
         "keypoint_dim": kp_dim,
+        "keypoint_parts": list(params.model.keypoint_parts),
         "hidden": params.model.hidden,
         "num_classes": vocab.num_classes,
         "fusion": params.teacher.fusion,
@@ -75,6 +77,7 @@ def student_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
     return {
         "kind": "student",
         "keypoint_dim": kp_dim,
+        "keypoint_parts": list(params.model.keypoint_parts),
         "hidden": params.model.student_hidden,
         "num_classes": vocab.num_classes,
         "dropout": params.model.dropout,

@@ -84,6 +84,13 @@ class ModelParams(_Strict):
     hidden: int = Field(ge=8, le=4096)
     student_hidden: int = Field(ge=8, le=4096)
     cnn_width: int = Field(ge=4, le=512)
+    keypoint_parts: list[Literal["pose", "left_hand", "right_hand", "face"]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _parts_unique(self):
+        if len(set(self.keypoint_parts)) != len(self.keypoint_parts):
+            raise ValueError(f"keypoint_parts lists a part twice: {self.keypoint_parts}")
+        return self
     dropout: float = Field(ge=0.0, lt=1.0)
 
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from signkd.data.manifest import Sample
 from signkd.features.frames import iter_frames
-from signkd.features.keypoints import filled_mask, normalize_keypoints
+from signkd.features.keypoints import PARTS, filled_mask, normalize_keypoints
 from signkd.io import load_npz
 from signkd.models.blocks import DOWNSAMPLE
 
@@ -56,12 +56,21 @@ class Vocabulary:
         return [self.glosses[i - 1] for i in ids if 0 < i <= len(self.glosses)]
 
 
-def keypoint_features(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """Stored keypoints of one video -> [T, 3J] model input: shoulder-normalised x, y (zero where
-    unseen) and the visibility mask. The `recognize` command uses the same function."""
+ALL_PARTS = tuple(PARTS)
+
+
+def keypoint_features(arrays: dict[str, np.ndarray], parts: tuple[str, ...] = ALL_PARTS) -> np.ndarray:
+    """Stored keypoints of one video -> [T, 3J'] model input over the chosen body parts
+    (`model.keypoint_parts`; KD-MSLRT uses arms, hands and lips): shoulder-normalised x, y (zero
+    where unseen) and the visibility mask. The `recognize` command uses the same function."""
+    unknown = set(parts) - set(PARTS)
+    if unknown or not parts:
+        raise ValueError(f"keypoint parts must be a non-empty subset of {list(PARTS)}, got {list(parts)}")
     height, width = (int(v) for v in arrays["frame_size"])
     mask = filled_mask(arrays)  # detections plus short interpolated gaps
     xy = normalize_keypoints(arrays["landmarks"], mask, aspect=width / height)
+    joints = np.concatenate([np.arange(PARTS[p].start, PARTS[p].stop) for p in parts])
+    xy, mask = xy[:, joints], mask[:, joints]
     t = xy.shape[0]
     return np.concatenate([xy.reshape(t, -1), mask.reshape(t, -1).astype(np.float32)], axis=1).astype(np.float32)
 
@@ -99,6 +108,7 @@ class FeatureSource:
     flow_dir: Path
     frame_height: int
     frame_width: int
+    keypoint_parts: tuple[str, ...] = ALL_PARTS
 
 
 def load_items(
@@ -118,7 +128,7 @@ def load_items(
         tensors: dict[str, torch.Tensor] = {}
         if "keypoints" in modalities:
             kp = _load_feature(source.keypoint_dir / f"{s.id}.npz", s.id, "extract_keypoints")
-            tensors["keypoints"] = torch.from_numpy(keypoint_features(kp))
+            tensors["keypoints"] = torch.from_numpy(keypoint_features(kp, source.keypoint_parts))
         if "flow" in modalities:
             fl = _load_feature(source.flow_dir / f"{s.id}.npz", s.id, "extract_flow")
             flow = fl["flow"].astype(np.float32) * (float(fl["scale"]) / FLOW_UNIT)
