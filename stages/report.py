@@ -20,7 +20,7 @@ def main(params: Params) -> dict:
         f"(beam width {params.decode.beam_width})",
         f"- KD: alpha {params.kd.alpha}, temperature {_temperature(params, tune)}, level weights "
         f"{params.kd.level_weights.model_dump()}",
-        f"- keypoint detection rates: " + ", ".join(f"{k} {v:.3f}" for k, v in kp.items() if k.startswith("detection_rate")),
+        "- keypoint detection rates: " + ", ".join(f"{k} {v:.3f}" for k, v in kp.items() if k.startswith("detection_rate")),
         f"- int8 latency per video (ONNX Runtime, 1 thread): {q.get('int8_latency_ms', float('nan')):.2f} ms "
         f"vs fp32 {q.get('fp32_latency_ms', float('nan')):.2f} ms",
     ]
