@@ -86,7 +86,8 @@ def test_dvc_repro_produces_every_metric_and_mlflow_run(tiny_repo):
         m = json.loads((repo / "reports" / stage / "metrics.json").read_text())
         assert 0 <= m["test_wer"] and 0 <= m["dev_wer"] and m["model_size_mb"] > 0, stage
     correct = json.loads((repo / "reports/correct/metrics.json").read_text())
-    assert correct["test_wer_after"] <= correct["test_wer_before"] + 1e-9 or correct["dev_wer_after"] <= correct["dev_wer_before"]
+    # the gate is calibrated on dev with the same scorer, so correction never raises dev WER
+    assert correct["dev_wer_after"] <= correct["dev_wer_before"] + 1e-9
     assert (repo / "models/quantize/student_int8.onnx").is_file()
     table = (repo / "reports/README.md").read_text()
     assert "int8" in table and "| model |" in table

@@ -45,7 +45,7 @@ from typing import Callable, Sequence
 
 import jiwer
 
-from signkd.io import atomic_path
+from signkd.io import write_text
 
 EMPTY_HYPOTHESIS = "[EMPTY]"
 # The kit's ground-truth STM files give each utterance one segment covering all time.
@@ -316,10 +316,8 @@ def write_ctm(path: str | os.PathLike, ids: Sequence[str], hyps: Sequence[Sequen
         for j, w in enumerate(words):
             _check_token(w, f"hypothesis {u}")
             lines.append(f"{u} 1 {j * CTM_WORD_DURATION:.3f} {CTM_WORD_DURATION:.3f} {w}\n")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(lines), encoding="utf-8")
-    return path
+    write_text(path, "".join(lines))
+    return Path(path)
 
 
 def write_stm(
@@ -347,10 +345,8 @@ def write_stm(
         for w in ref:
             _check_token(w, f"reference {u}")
         lines.append(" ".join([u, "1", spk, "0.0", STM_SEGMENT_END, *ref]) + "\n")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(lines), encoding="utf-8")
-    return path
+    write_text(path, "".join(lines))
+    return Path(path)
 
 
 def write_official_files(
