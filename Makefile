@@ -27,3 +27,11 @@ test: $(STAMP)
 
 clean-data:
 	rm -rf data models mlflow.db mlartifacts
+
+# Multi-seed studies (three seeds each; about an hour each on 2 CPU cores; resumable).
+.PHONY: modality-study kd-ablation
+modality-study: $(STAMP)
+	$(BIN)/dvc repro studies/dvc.yaml:modality_study
+
+kd-ablation: $(STAMP)
+	$(BIN)/dvc repro studies/dvc.yaml:kd_ablation

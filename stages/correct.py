@@ -11,10 +11,10 @@ from pathlib import Path
 import mlflow
 
 from signkd.correction import GlossCorrector, finetune, pretrain
-from signkd.experiment import load_splits, scoring_clean, vocabulary, write_hypotheses
+from signkd.experiment import decoding, load_splits, scoring_clean, vocabulary, write_hypotheses
+from signkd.inference import OnnxBackend, transcribe
 from signkd.models.checkpoint import model_size_mb
 from signkd.params import Params
-from signkd.quantize import OnnxRecognizer, onnx_hypotheses
 from signkd.scoring import official_wer
 from signkd.stage import run_stage
 
@@ -26,14 +26,10 @@ OUT = Path("models/correct")
 def main(params: Params) -> dict:
     cfg = params.correct
     vocab = vocabulary(params)
-    items = load_splits(params, vocab, ("keypoints",))
-    runner = OnnxRecognizer(INT8)
+    items = load_splits(params, vocab, (params.student.modality,))
+    runner = OnnxBackend(INT8)
     refs = {split: [list(it.glosses) for it in split_items] for split, split_items in items.items()}
-    hyps = {
-        split: onnx_hypotheses(runner, [it.tensors["keypoints"].numpy() for it in split_items], vocab.glosses,
-                               params.decode.method, params.decode.beam_width)
-        for split, split_items in items.items()
-    }
+    hyps = {split: transcribe(runner, split_items, vocab.glosses, decoding(params)) for split, split_items in items.items()}
     corrector = GlossCorrector.build(vocab.glosses, pretrained=cfg.pretrained, seed=params.seed)
     pre = pretrain(corrector, refs["train"], vocab.glosses, steps=cfg.pretrain_steps, lr=cfg.lr,
                    batch_size=cfg.batch_size, seed=params.seed, noise_samples=cfg.noise_samples)

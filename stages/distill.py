@@ -1,35 +1,33 @@
-"""Stage distill: hierarchical KD from the frozen multi-modal teacher into the keypoint-only student."""
+"""Stage distill: knowledge distillation from the frozen multi-modal teacher into the
+single-modal student, by the recipe `kd.recipe` (see signkd.distillation)."""
 
-import json
 from pathlib import Path
 
-from signkd.experiment import distill_student, finish_training, load_distillation_data, vocabulary
-from signkd.models.checkpoint import freeze, load_checkpoint
+from signkd.distillation import distill_student, load_distillation_data
+from signkd.experiment import finish_training, vocabulary
+from signkd.models.checkpoint import load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
+from signkd.tuning import kd_settings
 
 STAGE = "distill"
-TUNED = Path("models/tune/best_params.json")
-
-
-def temperature(params: Params) -> float:
-    if not params.kd.use_tuned_temperature:
-        return params.kd.temperature
-    if not TUNED.is_file():
-        raise FileNotFoundError(f"{TUNED} missing: run `dvc repro tune`, or set kd.use_tuned_temperature: false")
-    return float(json.loads(TUNED.read_text())["kd.temperature"])
 
 
 def main(params: Params) -> dict:
     import mlflow
 
     vocab = vocabulary(params)
-    teacher, teacher_cfg = load_checkpoint("models/train_teacher")
-    items = load_distillation_data(params, vocab, freeze(teacher))
-    temp = temperature(params)
-    mlflow.log_param("kd.temperature_used", temp)
-    student, result, config = distill_student(params, items, vocab, teacher_cfg, temp)
-    return {**finish_training(STAGE, params, student, config, items, vocab, result), "temperature": temp}
+    teacher_cfg = load_checkpoint("models/train_teacher")[1]
+    items = load_distillation_data(params, vocab, Path("models/teacher_targets"))
+    kd = kd_settings(params)
+    mlflow.log_params({"kd.temperature_used": kd["temperature"], "kd.alpha_used": kd["alpha"],
+                       **{f"kd.level_weights.{k}_used": v for k, v in kd["level_weights"].items()}})
+    out = distill_student(params, items, vocab, teacher_cfg, kd["temperature"], alpha=kd["alpha"],
+                          level_weights=kd["level_weights"])
+    metrics = finish_training(STAGE, params, out.student, out.config, items, vocab, out.result)
+    if out.assistant_dev_wer is not None:
+        metrics["assistant_dev_wer"] = out.assistant_dev_wer
+    return {**metrics, "temperature": kd["temperature"], "alpha": kd["alpha"]}
 
 
 if __name__ == "__main__":

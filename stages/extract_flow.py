@@ -4,11 +4,13 @@ from pathlib import Path
 
 from signkd.data.manifest import read_all
 from signkd.features.flow import extract_flow
+from signkd.features.parallel import write_skip_report
 from signkd.params import Params
 from signkd.stage import run_stage
 from signkd.tracking import flat_metrics
 
 STAGE = "extract_flow"
+REPORT_DIR = Path("reports") / STAGE
 
 
 def main(params: Params) -> dict:
@@ -18,6 +20,7 @@ def main(params: Params) -> dict:
         samples, Path(cfg.out_dir), method=cfg.method, height=cfg.height, width=cfg.width,
         workers=cfg.workers, on_error=cfg.on_error,
     )
+    write_skip_report(REPORT_DIR, stats)  # ids and reasons of videos left out under on_error: skip
     return flat_metrics(stats)
 
 

@@ -13,10 +13,10 @@ from signkd.data.synthetic import ground_truth_path
 from signkd.features.accuracy import keypoint_accuracy, plot_accuracy
 from signkd.features.keypoints import extract_keypoints
 from signkd.features.overlay import write_overlay_gif
-from signkd.features.parallel import output_path
+from signkd.features.parallel import output_path, write_skip_report
 from signkd.params import Params
 from signkd.stage import run_stage
-from signkd.tracking import flat_metrics
+from signkd.tracking import flat_metrics, log_metrics
 
 STAGE = "extract_keypoints"
 REPORT_DIR = Path("reports") / STAGE
@@ -35,6 +35,10 @@ def main(params: Params) -> dict:
     cfg = params.keypoints
     out_dir = Path(cfg.out_dir)
     stats = extract_keypoints(samples, out_dir, workers=cfg.workers, on_error=cfg.on_error, max_gap=cfg.max_gap)
+    write_skip_report(REPORT_DIR, stats)  # ids and reasons of videos left out under on_error: skip
+    # per-split rates (36 numbers) go to MLflow only: in metrics.json they would make `dvc exp show` unreadable
+    log_metrics({k: v for k, v in flat_metrics(stats.pop("per_split", {}), "per_split_").items()
+                 if isinstance(v, (int, float))})
     metrics = flat_metrics(stats)
 
     # the synthetic renderer's joints; real datasets have none, and then accuracy is empty

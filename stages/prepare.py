@@ -2,9 +2,10 @@
 
 `synthetic` renders the embedded signer corpus from the seed; `phoenix2014` / `phoenix2014t`
 download the official archive (resumable, checksum-verified) and unpack it; `csl_daily` reads
-the user's licensed copy in place. data/raw is a persistent DVC output, so a rerun never
-deletes a download or a user's copy. Either way the
-Phoenix readers then write one manifest per split and the training vocabulary, and
+the user's licensed copy in place; `custom` reads the user's own videos + CSV in place and seeds
+the keypoint cache with any precomputed keypoints (signkd.data.custom). data/raw is a persistent
+DVC output, so a rerun never deletes a download or a user's copy. Either way the dataset's
+reader then writes one manifest per split and the training vocabulary, and
 reports/data/ describes what was prepared (statistics; for the synthetic corpus also a contact
 sheet of the lexicon and an animated test sentence).
 """
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from signkd.data.corpus_report import report_metrics, write_corpus_report
 from signkd.data.download import fetch_dataset
-from signkd.data.phoenix import prepare_from_raw
+from signkd.data.custom import import_keypoints
+from signkd.data.manifest import read_all
+from signkd.data.registry import prepare_from_raw
 from signkd.data.synthetic import render_corpus
 from signkd.params import Params
 from signkd.stage import StageError, run_stage
@@ -43,11 +46,22 @@ def main(params: Params) -> dict:
                 f"CSL-Daily is not downloadable: request it (licence agreement), then place or link your copy "
                 f"at {raw_root} (with sentence_label/ and sentence/frames_512x512/ inside) and rerun"
             )
+    elif data.dataset == "custom":
+        if not raw_root.is_dir():
+            raise StageError(
+                f"data.dataset is custom but {raw_root} does not exist: put your videos there with "
+                f"{data.custom.annotations} (or train.csv, dev.csv, test.csv) and rerun; see README, 'Your own data'"
+            )
     else:
         dl = data.download
         raw_root = fetch_dataset(dl.url, Path(data.raw_dir), data.dataset, expected_size=dl.expected_size, sha256=dl.sha256)
-    stats = prepare_from_raw(data.dataset, raw_root, Path(data.manifest_dir))
+    options = {"annotations": data.custom.annotations} if data.dataset == "custom" else {}
+    stats = prepare_from_raw(data.dataset, raw_root, Path(data.manifest_dir), **options)
     metrics.update(flat_metrics(stats))
+    if data.dataset == "custom":
+        samples = [s for split in read_all(data.manifest_dir).values() for s in split]
+        keypoints = raw_root / data.custom.keypoints_dir if data.custom.keypoints_dir else None
+        metrics.update(import_keypoints(samples, keypoints, Path(params.keypoints.out_dir)))
     report = write_corpus_report(raw_root, Path(data.manifest_dir), REPORT_DIR, dataset=data.dataset)
     metrics.update(report_metrics(report))
     return metrics

@@ -1,4 +1,5 @@
-"""Stage train_student: the keypoint-only student trained with CTC alone (the baseline KD must beat)."""
+"""Stage train_student: the single-modal student (`student.modality`) trained with CTC alone:
+the baseline distillation must beat."""
 
 from signkd.experiment import (
     finish_training, keypoint_dim, load_splits, log_epoch, new_model, student_config, train_config, vocabulary,
@@ -12,8 +13,8 @@ STAGE = "train_student"
 
 def main(params: Params) -> dict:
     vocab = vocabulary(params)
-    items = load_splits(params, vocab, ("keypoints",))
-    config = student_config(params, keypoint_dim(items), vocab)
+    items = load_splits(params, vocab, (params.student.modality,))
+    config = student_config(params, keypoint_dim(params), vocab)
     model = new_model(config, params.seed)
     result = train(
         model, items["train"], items["dev"], vocab, train_config(params, params.student), on_epoch=log_epoch, desc="student"

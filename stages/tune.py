@@ -1,58 +1,71 @@
 """Stage tune: an Optuna study over the KD temperature, each trial a short distillation run.
 
-Trials are nested MLflow runs under this stage's run; the study lives in an Optuna storage
-(SQLite here; point `OPTUNA_STORAGE` at PostgreSQL to share one study between machines).
+Trials are nested MLflow runs under this stage's run. The study lives in an Optuna storage
+(signkd.study): by default a SQLite file in models/tune, fresh on every run (models/tune is a DVC
+output). Any SQLAlchemy URL in `OPTUNA_STORAGE` (or `tune.storage`), e.g.
+`postgresql+psycopg://host/db`, makes the study shared: every worker started with the same params
+adds `tune.n_trials` trials to one study of the same name and reports the best of all trials so
+far. Workers then sample with their own random seed, so they do not propose the same temperatures.
 """
 
-import os
+import logging
 from pathlib import Path
 
 import mlflow
 import optuna
 
-from signkd.experiment import distill_student, load_distillation_data, vocabulary
+from signkd.distillation import distill_student, load_distillation_data
+from signkd.experiment import vocabulary
 from signkd.io import write_json
-from signkd.models.checkpoint import freeze, load_checkpoint
+from signkd.models.checkpoint import load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
+from signkd.study import open_study, shown, storage_url
 
 STAGE = "tune"
 OUT = Path("models/tune")
+log = logging.getLogger(STAGE)
+
+
+def tune_study(params: Params) -> optuna.Study:
+    """This stage's study: local and seeded, or shared (then unseeded) when a storage URL is set."""
+    local = f"sqlite:///{(OUT / 'study.db').resolve()}"
+    url = storage_url(params.tune.storage, local)
+    name = f"kd-temperature-alpha{params.kd.alpha}-seed{params.seed}"
+    if url != local:
+        log.info("joining the shared study %s at %s", name, shown(url))
+    return open_study(name, url, seed=params.seed if url == local else None,
+                      n_startup_trials=params.tune.n_startup_trials)
 
 
 def main(params: Params) -> dict:
-    vocab = vocabulary(params)
-    teacher, teacher_cfg = load_checkpoint("models/train_teacher")
-    items = load_distillation_data(params, vocab, freeze(teacher))
     OUT.mkdir(parents=True, exist_ok=True)
-    storage = os.environ.get("OPTUNA_STORAGE") or f"sqlite:///{(OUT / 'study.db').resolve()}"
-    # models/tune is a DVC output, so the local study starts empty on every run of the stage;
-    # a shared storage (OPTUNA_STORAGE) lets several workers add trials to one study.
-    study = optuna.create_study(
-        study_name=f"kd-temperature-alpha{params.kd.alpha}-seed{params.seed}",
-        direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=params.seed),
-        storage=storage,
-        load_if_exists=True,
-    )
+    study = tune_study(params)  # first: a wrong URL fails before any data is loaded
+    vocab = vocabulary(params)
+    teacher_cfg = load_checkpoint("models/train_teacher")[1]
+    items = load_distillation_data(params, vocab, Path("models/teacher_targets"))
 
     def objective(trial: optuna.Trial) -> float:
         temp = trial.suggest_float("kd.temperature", params.tune.temperature_min, params.tune.temperature_max, log=True)
         with mlflow.start_run(run_name=f"tune-trial-{trial.number}", nested=True, tags={"stage": STAGE, "trial": str(trial.number)}):
             mlflow.log_params({"kd.temperature": temp, "kd.alpha": params.kd.alpha, "tune.epochs": params.tune.epochs})
-            _, result, _ = distill_student(
+            result = distill_student(
                 params, items, vocab, teacher_cfg, temp, epochs=params.tune.epochs, on_epoch=None, desc=f"trial {trial.number}"
-            )
+            ).result
             mlflow.log_metric("dev_wer", result.best_dev_wer)
         return result.best_dev_wer
 
+    before = len(study.trials)
     study.optimize(objective, n_trials=params.tune.n_trials)
     best = {"kd.temperature": study.best_params["kd.temperature"], "dev_wer": study.best_value, "trial": study.best_trial.number}
     write_json(OUT / "best_params.json", best)
     mlflow.log_params({"best.kd.temperature": best["kd.temperature"]})
-    trials = [{"trial": t.number, "temperature": t.params["kd.temperature"], "dev_wer": t.value} for t in study.trials]
+    # a shared study also holds other workers' trials, some still running (no value yet)
+    trials = [{"trial": t.number, "state": t.state.name, "temperature": t.params.get("kd.temperature"), "dev_wer": t.value}
+              for t in study.trials]
     write_json(Path("reports") / STAGE / "trials.json", trials)
-    return {"best_temperature": best["kd.temperature"], "best_dev_wer": best["dev_wer"], "n_trials": len(study.trials)}
+    return {"best_temperature": best["kd.temperature"], "best_dev_wer": best["dev_wer"], "n_trials": len(trials),
+            "n_trials_before": before}
 
 
 if __name__ == "__main__":

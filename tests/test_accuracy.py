@@ -8,7 +8,7 @@ import pytest
 from signkd.data.manifest import Sample
 from signkd.data.render import POSE_NAMES as GT_POSE_NAMES
 from signkd.features import keypoints as kp
-from signkd.features.accuracy import keypoint_accuracy, plot_accuracy
+from signkd.features.accuracy import accuracy_of, keypoint_accuracy, miss_conditions, plot_accuracy
 from signkd.io import save_npz
 
 H, W, T = 80, 100, 4
@@ -110,3 +110,59 @@ def test_plot_accuracy_writes_a_png_with_or_without_figures(dirs, tmp_path):
     for name in ("fig/accuracy.png", "empty.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def _attribution_case() -> tuple[dict, dict]:
+    """Six frames; every miss has a known cause (see test_misses_are_attributed_to_their_causes)."""
+    n = 6
+    left = np.repeat((HAND + (60, 30))[None], n, axis=0)
+    right = np.stack([HAND + (20 + dx, 30) for dx in (0, 0, 0, 0, 10, 20)])  # fast from frame 3 on
+    far = np.array([0, 0, 1, 1], np.float32)
+    face_box = np.stack([far, far, [60, 30, 80, 50], [60, 30, 80, 50], far, far]).astype(np.float32)
+    contrast = np.full((n, 2), 0.5, np.float32)
+    contrast[5, 0] = 0.1  # the left hand against a background of nearly its own brightness
+    gt = {"hand_joints": np.stack([left, right], axis=1), "hand_joint_visible": np.ones((n, 2, 21), bool),
+          "hand_visible": np.ones((n, 2), bool), "face_box": face_box, "hand_contrast": contrast,
+          "pose_joints": np.repeat(np.array([GT_POSE[k] for k in GT_POSE_NAMES], np.float32)[None], n, axis=0),
+          "pose_visible": np.ones((n, len(GT_POSE_NAMES)), bool)}
+    landmarks = np.zeros((n, kp.NUM_JOINTS, 3), np.float32)
+    mask = np.ones((n, kp.NUM_JOINTS), bool)
+    for t in range(n):
+        landmarks[t, kp.LEFT_HAND, :2] = _normalised(left[t])
+        landmarks[t, kp.RIGHT_HAND, :2] = _normalised(right[t])
+        landmarks[t, kp.POSE, :2] = _normalised(np.array([GT_POSE[k] for k in kp.POSE_NAMES], np.float32))
+    for t in (2, 5):  # left: in front of the face, then low contrast
+        mask[t, kp.LEFT_HAND] = False
+    for t in (0, 3, 4):  # right: once for no visible reason, then twice while moving fast
+        mask[t, kp.RIGHT_HAND] = False
+    return {"landmarks": landmarks, "mask": mask, "frame_size": np.array([H, W], np.int32)}, gt
+
+
+def test_misses_are_attributed_to_their_causes():
+    keypoints, gt = _attribution_case()
+    conditions = miss_conditions(gt)
+    assert conditions["fast_motion"][:, 1].tolist() == [False, False, False, True, True, True]
+    assert not conditions["fast_motion"][:, 0].any() and not conditions["hand_overlap"].any()
+    assert conditions["face_overlap"][:, 0].tolist() == [False, False, True, True, False, False]
+    assert np.flatnonzero(conditions["low_contrast"]).tolist() == [10]  # frame 5, hand 0
+    stats = accuracy_of([("v", keypoints, gt)])
+    assert stats["detection_rate_gt_left_hand"] == round(4 / 6, 4) and stats["detection_rate_gt_right_hand"] == 0.5
+    assert stats["detection_rate_gt_both_hands"] == round(1 / 6, 4)  # only frame 1 has both
+    # five misses: left 2 (face), left 5 (contrast), right 3 and 4 (fast), right 0 (nothing)
+    assert stats["miss_share_fast_motion"] == 0.4 and stats["miss_share_face_overlap"] == 0.2
+    assert stats["miss_share_low_contrast"] == 0.2 and stats["miss_share_hand_overlap"] == 0.0
+    assert stats["miss_share_unexplained"] == 0.2
+    assert stats["detection_rate_gt_hand_fast_motion"] == round(1 / 3, 4)
+    assert stats["detection_rate_gt_hand_face_overlap"] == 0.5
+    assert stats["detection_rate_gt_hand_low_contrast"] == 0.0
+    assert stats["detection_rate_gt_hand_clear"] == round(5 / 6, 4)
+    assert "detection_rate_gt_hand_hand_overlap" not in stats  # no visible hand overlapped the other
+
+
+def test_ground_truth_without_renderer_conditions_still_scores_motion():
+    keypoints, gt = _attribution_case()
+    del gt["face_box"], gt["hand_contrast"]  # ground truth from an older renderer
+    assert set(miss_conditions(gt)) == {"fast_motion", "hand_overlap"}
+    stats = accuracy_of([("v", keypoints, gt)])
+    assert stats["miss_share_fast_motion"] == 0.4 and stats["miss_share_unexplained"] == 0.6
+    assert "miss_share_face_overlap" not in stats

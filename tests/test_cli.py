@@ -1,14 +1,15 @@
-import json
 from pathlib import Path
 
+import cv2
+import numpy as np
+import pytest
+import torch
 import yaml
 
 from signkd.cli import main
-from signkd.data.synthetic import frames_path, render_corpus
-from signkd.features.keypoints import NUM_JOINTS
-from signkd.io import write_json
+from signkd.features.keypoints import NUM_JOINTS, PARTS
 from signkd.models.recognizer import KeypointStudent
-from signkd.quantize import export_onnx, quantize_int8
+from signkd.quantize import export_onnx
 from signkd.training.trainer import set_seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,33 +24,55 @@ def test_check_params_reports_the_bad_key(tmp_path, capsys):
     assert main(["check-params", str(ROOT / "params.yaml")]) == 0
 
 
-def test_recognize_without_models_says_what_to_run(tmp_path, capsys):
-    assert main(["recognize", str(tmp_path / "v.mp4"), "--models", str(tmp_path / "models")]) == 1
-    assert "make repro" in capsys.readouterr().err
-
-
-def test_recognize_runs_mediapipe_and_the_int8_model_on_a_video_folder(tmp_path, capsys):
-    render_corpus(tmp_path / "raw", seed=3, num_train=1, num_dev=1, num_test=1, num_signers=1,
-                  min_signs=1, max_signs=1, height=260, width=210, progress=False)
-    video = frames_path(tmp_path / "raw", "test", "synth_test_00000")
-    vocab = ["REGEN", "SONNE", "WIND"]
+def _deployable(tmp_path: Path) -> Path:
+    """An exported (untrained) student with the config the pipeline stores: enough for the paths
+    that must stop before any gloss is produced."""
     set_seed(0)
-    student = KeypointStudent(3 * NUM_JOINTS, 16, len(vocab) + 1).eval()
-    models = tmp_path / "models"
-    fp32 = export_onnx(student, 3 * NUM_JOINTS, models / "quantize" / "student_fp32.onnx")
-    quantize_int8(fp32, models / "quantize" / "student_int8.onnx")
-    write_json(models / "distill" / "model.json", {"vocab": vocab})
-    capsys.readouterr()  # drop what rendering printed
-    assert main(["recognize", str(video), "--models", str(models), "--json", "--no-correction"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["frames"] > 10 and out["real_time_factor"] > 0
-    assert all(g in vocab for g in out["glosses"].split())
+    parts = list(PARTS)
+    student = KeypointStudent(3 * NUM_JOINTS, 16, 4).eval()
+    config = {"vocab": ["REGEN", "SONNE", "WIND"], "preprocessing": {
+        "keypoint_parts": parts, "max_gap": 4, "decode_method": "greedy", "beam_width": 1}}
+    return export_onnx(student, torch.zeros(1, 8, 3 * NUM_JOINTS), tmp_path / "student.onnx", config)
+
+
+def test_recognize_without_a_model_says_what_to_run(tmp_path, capsys):
+    assert main(["recognize", str(tmp_path / "v.mp4"), "--model", str(tmp_path / "none.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "make repro" in err and "none.onnx" in err
 
 
 def test_recognize_names_a_missing_video(tmp_path, capsys):
-    models = tmp_path / "models"
-    write_json(models / "distill" / "model.json", {"vocab": ["A"]})
-    (models / "quantize").mkdir(parents=True)
-    (models / "quantize" / "student_int8.onnx").write_bytes(b"")
-    code = main(["recognize", str(tmp_path / "missing.mp4"), "--models", str(models)])
-    assert code == 1 and "missing.mp4" in capsys.readouterr().err
+    code = main(["recognize", str(tmp_path / "missing.mp4"), "--model", str(_deployable(tmp_path))])
+    err = capsys.readouterr().err
+    assert code == 1 and "missing.mp4" in err and "manifest" not in err
+
+
+def test_recognize_says_no_signing_on_a_video_without_a_person(tmp_path, capsys):
+    video = tmp_path / "grey.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (160, 120))
+    for _ in range(40):
+        writer.write(np.full((120, 160, 3), 128, np.uint8))
+    writer.release()
+    code = main(["recognize", str(video), "--model", str(_deployable(tmp_path)), "--no-correction"])
+    captured = capsys.readouterr()
+    assert code == 1 and "no signing detected" in captured.err and captured.out == ""
+
+
+def test_recognize_says_too_short_for_a_one_frame_folder(tmp_path, capsys):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "f0.png"), np.full((120, 160, 3), 128, np.uint8))
+    code = main(["recognize", str(folder), "--model", str(_deployable(tmp_path)), "--no-correction"])
+    assert code == 1 and "too short" in capsys.readouterr().err
+
+
+def test_video_fps_is_read_from_the_file(tmp_path):
+    from signkd.recognize import video_fps
+
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    for _ in range(5):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    assert video_fps(video) == pytest.approx(30.0)
+    assert video_fps(tmp_path) == 25.0

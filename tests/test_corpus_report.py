@@ -10,6 +10,7 @@ import cv2
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import yaml
 
 from signkd.data.corpus_report import (
     CONTACT_SHEET,
@@ -25,9 +26,9 @@ from signkd.data.corpus_report import (
     write_corpus_report,
 )
 from signkd.data.manifest import SPLITS, read_all, read_vocab
-from signkd.data.phoenix import prepare_from_raw
+from signkd.data.registry import prepare_from_raw
 from signkd.data.signs import vocabulary
-from signkd.data.synthetic import ground_truth_path, render_corpus
+from signkd.data.synthetic import ground_truth_path, render_corpus, split_sentences
 from signkd.io import load_npz
 
 TINY = dict(num_train=4, num_dev=2, num_test=2, num_signers=3, min_signs=2, max_signs=3, height=130, width=105)
@@ -81,6 +82,22 @@ def test_stats_match_the_manifests(corpus):
     assert metrics["mean_sentence_length"] == round(sum(len(s.glosses) for v in splits.values() for s in v) / videos, 2)
     assert metrics["num_signers"] == 3 and metrics["vocab_size"] == len(vocab)
     assert metrics["minimal_pairs_handshape"] == len(meta["minimal_pairs"]["handshape"])
+    for split in SPLITS:  # gloss tokens per split, the resolution of every WER on it
+        assert metrics[f"{split}_tokens"] == sum(len(s.glosses) for s in splits[split]) > 0
+
+
+def test_default_corpus_evaluation_sets_have_power():
+    """params.yaml's corpus gives dev and test at least 100 sentences and 300 gloss tokens each, so
+    that one error moves WER by at most 0.33 points; counted by the renderer's own sentence draw."""
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text(encoding="utf-8"))
+    syn = params["data"]["synthetic"]
+    if params["data"]["dataset"] != "synthetic":
+        pytest.skip("the default dataset is not the synthetic corpus")
+    for split in ("dev", "test"):
+        count = syn[f"num_{split}"]
+        sentences = split_sentences(params["seed"], split, count, syn["min_signs"], syn["max_signs"])
+        tokens = sum(len(sentence.glosses) for sentence in sentences)
+        assert count >= 100 and tokens >= 300, (split, count, tokens)
 
 
 def test_readme_tables(corpus):

@@ -31,15 +31,24 @@ VOCAB = TIME + REGION + WEATHER + sorted(set(FOLLOWS.values()))
 TINY = dict(d_model=64, ffn_dim=128, layers=2, heads=4)
 
 
+def _all_sentences() -> list[list[str]]:
+    """The 60 template sentences: TIME REGION WEATHER [its follower]."""
+    return [[t, r, w] + ([FOLLOWS[w]] if w in FOLLOWS else []) for t, r, w in itertools.product(TIME, REGION, WEATHER)]
+
+
+def _split() -> tuple[list[int], list[int]]:
+    order = np.random.default_rng(0).permutation(60)
+    return sorted(order[:36].tolist()), sorted(order[36:].tolist())
+
+
 def _sentences() -> list[list[str]]:
-    """36 of the 60 template sentences: TIME REGION WEATHER [its follower]."""
-    every = [[t, r, w] + ([FOLLOWS[w]] if w in FOLLOWS else []) for t, r, w in itertools.product(TIME, REGION, WEATHER)]
-    keep = np.random.default_rng(0).permutation(len(every))[:36]
-    return [every[i] for i in sorted(keep)]
+    """The 36 training sentences."""
+    every = _all_sentences()
+    return [every[i] for i in _split()[0]]
 
 
 def _single_errors(sentences: list[list[str]], seed: int) -> list[list[str]]:
-    """Each sentence with exactly one deletion or one substitution (fresh draws, not seen in training)."""
+    """Each sentence with exactly one deletion or one substitution (noise draws not used in training)."""
     rng = np.random.default_rng(seed)
     out = []
     for s in sentences:
@@ -135,14 +144,15 @@ def _edit_distance(a: list[str], b: list[str]) -> int:
 
 
 def _recoverable(hyps: list[list[str]], refs: list[list[str]]) -> list[int]:
-    """Indices whose reference is the unique nearest training sentence.
+    """Indices whose reference is the unique nearest sentence of the grammar.
 
     Many single errors in this grammar are ambiguous (a deleted REGION could be any region),
     so no model can fix them; on the recoverable ones a trained corrector should rarely miss.
     """
     out = []
+    grammar = _all_sentences()
     for i, (h, r) in enumerate(zip(hyps, refs)):
-        dists = [_edit_distance(h, s) for s in refs]
+        dists = [_edit_distance(h, s) for s in grammar]
         if dists.count(min(dists)) == 1 and _edit_distance(h, r) == min(dists):
             out.append(i)
     return out
@@ -152,6 +162,9 @@ def test_pretraining_fixes_most_single_errors(trained):
     corrector, result = trained
     assert len(result["loss_curve"]) == 300 and result["loss_curve"][0][0] == 1
     assert result["final_loss"] < result["loss_curve"][0][1] / 3
+    # Sentences seen in pre-training with fresh noise draws: what denoising pre-training learns.
+    # (On the 24 held-out template sentences this corrector does not generalise: measured, it
+    # rewrites them into training sentences and lowers WER only 28.2 -> 24.7.)
     refs = _sentences()
     hyps = _single_errors(refs, seed=99)
     out = corrector.correct(hyps, gate=False)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from signkd.data.common import DatasetError, DatasetFileMissing, count_frames
 from signkd.data.csl_daily import FRAME_SUBDIRS, SPLIT_FILE, VIDEO_MAP, read_csl_daily
 from signkd.data.manifest import read_all, read_vocab
-from signkd.data.phoenix import DatasetError, DatasetFileMissing, count_frames, prepare_from_raw
+from signkd.data.registry import prepare_from_raw
 
 FRAMES = FRAME_SUBDIRS[0]
 HEADER = "index|name|length|gloss|char|word|postag"

@@ -9,14 +9,9 @@ import pytest
 from tests.fixtures_phoenix import FRAMES, MANUAL, VIDEOS, make_phoenix2014, make_phoenix2014t
 
 from signkd.data.manifest import read_all, read_vocab
-from signkd.data.phoenix import (
-    DatasetError,
-    DatasetFileMissing,
-    count_frames,
-    prepare_from_raw,
-    read_phoenix2014,
-    read_phoenix2014t,
-)
+from signkd.data.common import DatasetError, DatasetFileMissing, count_frames
+from signkd.data.phoenix import read_phoenix2014, read_phoenix2014t
+from signkd.data.registry import prepare_from_raw
 
 
 def _check_samples(splits, base: Path, *, translations: bool):

@@ -11,18 +11,33 @@ from signkd.stage import run_stage
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_report_table_comes_from_the_metrics_files(tmp_path):
+def _write_rows(tmp_path, extra_correct: dict) -> None:
     for i, stage in enumerate(PIPELINE):
         write_json(tmp_path / stage / "metrics.json", {"wall_time_s": 10.0 + i})
-    for i, (_, stage, dev, test, size) in enumerate(ROWS):
+    for i, (_, stage, dev, test, ci, size) in enumerate(ROWS):
         m = json.loads((tmp_path / stage / "metrics.json").read_text())
-        m.update({dev: 50.0 - i, test: 40.0 + i / 3, size: 1.5 + i})
+        m.update({dev: 50.0 - i, test: 40.0 + i / 3, size: 1.5 + i,
+                  f"test_wer_ci_low{ci}": 30.0 + i, f"test_wer_ci_high{ci}": 60.0 + i})
+        if stage == "correct":
+            m.update(extra_correct)
         write_json(tmp_path / stage / "metrics.json", m)
+
+
+def test_report_table_comes_from_the_metrics_files(tmp_path):
+    _write_rows(tmp_path, {"dev_changed": 2, "test_changed": 1})
     write_report(tmp_path, ["## extra", "- hello"])
     text = (tmp_path / "README.md").read_text()
-    assert "| Distilled student, int8 ONNX | `quantize` | 47.00 | 41.00 | 4.500 |" in text
+    assert "| Distilled student, int8 ONNX | `quantize` | 47.00 | 41.00 | [33.00, 63.00] | 4.500 |" in text
+    assert "| int8 student + text correction | `correct` | 46.00 | 41.33 | [34.00, 64.00] | 5.500 |" in text
     assert "| **total** | " + f"{sum(10.0 + i for i in range(len(PIPELINE))):.1f} |" in text
     assert (tmp_path / "wer.png").stat().st_size > 1000 and "- hello" in text
+
+
+def test_a_rejected_correction_is_not_shown_as_a_result(tmp_path):
+    _write_rows(tmp_path, {"dev_changed": 0, "test_changed": 0})
+    text = (tmp_path / "README.md").read_text() if write_report(tmp_path, []) else ""
+    row = next(line for line in text.splitlines() if "`correct`" in line)
+    assert "correction not applied" in row and "46.00" not in row
 
 
 def test_report_names_the_missing_stage(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from tests.fixtures_phoenix import VIDEOS, make_phoenix2014t
 
 from signkd.data.manifest import read_manifest, write_manifest, write_vocab
-from signkd.data.phoenix import prepare_from_raw
+from signkd.data.registry import prepare_from_raw
 from signkd.validation import DataValidationError, validate_manifests
 
 TRAIN_IDS = [v[0] for v in VIDEOS["train"]]

@@ -10,14 +10,17 @@ import mlflow
 from torch import nn
 
 from signkd.data.manifest import read_manifest, read_vocab
+from signkd.features.keypoints import PARTS
+from signkd.inference import DecodeConfig
 from signkd.io import write_text
 from signkd.models.checkpoint import build_model, model_size_mb, save_checkpoint
-from signkd.models.recognizer import MODALITIES, count_parameters
+from signkd.models.recognizer import count_parameters
 from signkd.params import Params, TrainParams
 from signkd.scoring import write_official_files
+from signkd.seeding import set_seed
+from signkd.training.augment import AugmentConfig
 from signkd.training.data import FeatureSource, Item, Vocabulary, load_items
-from signkd.training.kd import HKDLoss, KDConfig, attach_teacher_outputs
-from signkd.training.trainer import TrainConfig, TrainResult, evaluate, set_seed, train
+from signkd.training.trainer import TrainConfig, TrainResult, evaluate
 
 MODELS_DIR = Path("models")
 REPORTS_DIR = Path("reports")
@@ -54,8 +57,26 @@ def new_model(config: dict, seed: int) -> nn.Module:
     return build_model(config)
 
 
-def keypoint_dim(items: dict[str, list[Item]]) -> int:
-    return int(items["train"][0].tensors["keypoints"].shape[1])
+def keypoint_dim(params: Params) -> int:
+    """Model input width of the keypoint stream: x, y and a visibility flag per chosen joint."""
+    return 3 * sum(PARTS[p].stop - PARTS[p].start for p in params.model.keypoint_parts)
+
+
+def decoding(params: Params) -> DecodeConfig:
+    return DecodeConfig(params.decode.method, params.decode.beam_width)
+
+
+def preprocessing(params: Params) -> dict:
+    """How raw video became this model's input: stored in its checkpoint, so that `recognize`
+    and `quantize` rebuild exactly the features (and decoding) it was trained and selected with."""
+    return {
+        "keypoint_parts": list(params.model.keypoint_parts),
+        "max_gap": params.keypoints.max_gap,
+        "frame_height": params.model.frame_height,
+        "frame_width": params.model.frame_width,
+        "decode_method": params.decode.method,
+        "beam_width": params.decode.beam_width,
+    }
 
 
 def teacher_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
@@ -63,9 +84,11 @@ def teacher_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
         "kind": "teacher",
         "keypoint_dim": kp_dim,
         "keypoint_parts": list(params.model.keypoint_parts),
+        "preprocessing": preprocessing(params),
         "hidden": params.model.hidden,
         "num_classes": vocab.num_classes,
         "fusion": params.teacher.fusion,
+        "modalities": list(params.teacher.modalities),
         "dropout": params.model.dropout,
         "cnn_width": params.model.cnn_width,
         "modality_dropout": params.teacher.modality_dropout,
@@ -76,37 +99,16 @@ def teacher_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
 def student_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
     return {
         "kind": "student",
+        "modality": params.student.modality,
+        "cnn_width": params.model.cnn_width,
         "keypoint_dim": kp_dim,
         "keypoint_parts": list(params.model.keypoint_parts),
+        "preprocessing": preprocessing(params),
         "hidden": params.model.student_hidden,
         "num_classes": vocab.num_classes,
         "dropout": params.model.dropout,
         "vocab": vocab.glosses,
     }
-
-
-def load_distillation_data(params: Params, vocab: Vocabulary, teacher: nn.Module) -> dict[str, list[Item]]:
-    """Train items carry the frozen teacher's outputs; dev/test only the student's keypoints."""
-    items = load_splits(params, vocab, MODALITIES, splits=("train",))
-    attach_teacher_outputs(teacher, items["train"])
-    items.update(load_splits(params, vocab, ("keypoints",), splits=("dev", "test")))
-    return items
-
-
-def distill_student(
-    params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_config: dict, temperature: float,
-    epochs: int | None = None, on_epoch=log_epoch, desc: str = "distill",
-) -> tuple[nn.Module, TrainResult, dict]:
-    """Train a fresh student with the HKD objective; returns it with its training record and config."""
-    config = student_config(params, keypoint_dim(items), vocab)
-    student = new_model(config, params.seed)
-    kd = params.kd
-    loss = HKDLoss(
-        config["hidden"], teacher_config["hidden"],
-        KDConfig(alpha=kd.alpha, temperature=temperature, level_weights=kd.level_weights.model_dump()),
-    )
-    result = train(student, items["train"], items["dev"], vocab, train_config(params, kd, epochs), loss, on_epoch, desc)
-    return student, result, config
 
 
 def train_config(params: Params, section: TrainParams, epochs: int | None = None) -> TrainConfig:
@@ -115,15 +117,15 @@ def train_config(params: Params, section: TrainParams, epochs: int | None = None
         lr=section.lr,
         batch_size=section.batch_size,
         seed=params.seed,
-        decoder=params.decode.method,
-        beam_width=params.decode.beam_width,
+        decoding=decoding(params),
+        augment=AugmentConfig(**params.augment.model_dump()),
         clean=scoring_clean(params),
     )
 
 
 def scoring_clean(params: Params) -> str:
-    """The official clean-up for the dataset: the Phoenix kit's rules for Phoenix, none otherwise."""
-    return "phoenix" if params.data.dataset.startswith("phoenix") else "none"
+    """The dataset's official clean-up: each Phoenix kit's own rules (they differ), none otherwise."""
+    return {"phoenix2014": "phoenix2014", "phoenix2014t": "phoenix2014t"}.get(params.data.dataset, "none")
 
 
 def write_curve(stage: str, history: list[dict[str, float]]) -> Path:
@@ -143,9 +145,7 @@ def score_splits(model: nn.Module, items: dict[str, list[Item]], vocab: Vocabula
     hyps: dict[str, list[list[str]]] = {}
     for split in ("dev", "test"):
         if split in items:
-            result, hyps[split] = evaluate(
-                model, items[split], vocab, params.decode.method, params.decode.beam_width, scoring_clean(params)
-            )
+            result, hyps[split] = evaluate(model, items[split], vocab, decoding(params), scoring_clean(params))
             metrics.update(result.as_metrics(split))
     return metrics, hyps
 

@@ -1,7 +1,11 @@
 """Atomic file output: a stage interrupted mid-write never leaves a file that looks complete.
 
 Every writer goes to a temporary sibling first and is renamed into place only when done;
-`os.replace` is atomic on POSIX within one filesystem.
+`os.replace` is atomic on POSIX within one filesystem. `tempfile` creates its files 0600 and
+folders 0700 (private to the owner); they are given the modes a plain `open`/`mkdir` would
+(0666/0777 less the umask) before the rename, so a team sharing a machine can read the outputs.
+`.npz` files are written byte-for-byte deterministically (fixed zip timestamps), so the same
+arrays always give the same file and DVC sees no change when nothing changed.
 """
 
 from __future__ import annotations
@@ -11,10 +15,33 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+# zip entries carry a modification time; a fixed one keeps equal arrays byte-identical on disk
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _umask() -> int:
+    """The process umask (read without changing it where /proc allows; else set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, directory: bool) -> None:
+    """Give a tempfile-made path the mode a plain open()/mkdir() would have given it."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 @contextlib.contextmanager
@@ -27,6 +54,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _publish_mode(tmp_path, directory=False)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -41,6 +69,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        _publish_mode(tmp, directory=True)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -60,9 +89,16 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Compressed npz, written atomically (np.savez appends '.npz' unless given a file object)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
+    """Compressed npz, written atomically and deterministically: the layout np.savez_compressed
+    writes (one `<name>.npy` entry per array, in the given order), without its wall-clock
+    timestamps, so equal arrays give equal bytes. Pickled objects are refused."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, value in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ with one message naming the key, instead of surfacing as a strange failure an ho
 
 from __future__ import annotations
 
+from signkd.errors import InputError
 from pathlib import Path
 from typing import Literal
 
@@ -14,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.inf`/`.nan` are valid YAML floats and pass every `ge=` bound, but
+    # no parameter here means anything as infinity or NaN (a KD weight of .inf gives a NaN loss)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SyntheticParams(_Strict):
@@ -48,12 +51,20 @@ class DownloadParams(_Strict):
     expected_size: int = Field(default=0, ge=0)
 
 
+class CustomDataParams(_Strict):
+    """`data.dataset: custom`: the user's videos + CSV in <raw_dir>/custom (signkd.data.custom)."""
+
+    annotations: str = Field(default="annotations.csv", min_length=1, pattern=r"^[^/\\]+\.csv$")  # file name, not a path
+    keypoints_dir: str = ""  # folder of precomputed <id>.npz under <raw_dir>/custom; "" = MediaPipe extracts all
+
+
 class DataParams(_Strict):
-    dataset: Literal["synthetic", "phoenix2014", "phoenix2014t", "csl_daily"]
+    dataset: Literal["synthetic", "phoenix2014", "phoenix2014t", "csl_daily", "custom"]
     raw_dir: str
     manifest_dir: str
     synthetic: SyntheticParams
     download: DownloadParams
+    custom: CustomDataParams = CustomDataParams()
 
 
 class ValidateParams(_Strict):
@@ -100,9 +111,32 @@ class TrainParams(_Strict):
     batch_size: int = Field(ge=1)
 
 
+Modality = Literal["video", "keypoints", "flow"]
+
+
 class TeacherParams(TrainParams):
-    fusion: Literal["early", "late"]
+    fusion: Literal["early", "late", "attention", "lateral"]
+    modalities: list[Modality] = Field(default=["video", "keypoints", "flow"], min_length=1)
     modality_dropout: float = Field(ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _modalities_unique(self):
+        if len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"modalities lists a stream twice: {self.modalities}")
+        return self
+
+
+class StudentParams(TrainParams):
+    modality: Literal["keypoints", "video"] = "keypoints"
+
+
+class AugmentParams(_Strict):
+    """Training-time augmentation shared by every model (each 0 = off)."""
+
+    speed: float = Field(default=0.0, ge=0.0, lt=1.0)
+    scale: float = Field(default=0.0, ge=0.0, lt=1.0)
+    rotate: float = Field(default=0.0, ge=0.0, le=45.0)
+    shift: float = Field(default=0.0, ge=0.0, lt=0.5)
 
 
 class LevelWeights(_Strict):
@@ -112,20 +146,41 @@ class LevelWeights(_Strict):
 
 
 class KDParams(TrainParams):
+    recipe: Literal["logits", "hkd", "chain"] = "hkd"
+    # out_of_fold: each training video's targets come from a teacher trained without it (k folds);
+    # in_sample: the final teacher's outputs on its own training videos (near one-hot)
+    teacher_targets: Literal["out_of_fold", "in_sample"] = "out_of_fold"
+    folds: int = Field(default=3, ge=2, le=10)
+    # chain only: the assistant between teacher and student (a smaller multi-stream model)
+    assistant_modalities: list[Modality] = Field(default=["video", "keypoints"], min_length=1)
     alpha: float = Field(ge=0.0, le=1.0)
     temperature: float = Field(gt=0.0, le=100.0)
-    use_tuned_temperature: bool
+    use_tuned: bool  # distill with the temperature, alpha and level weights `tune` found
     level_weights: LevelWeights
 
 
 class TuneParams(_Strict):
-    n_trials: int = Field(ge=1)
+    n_trials: int = Field(ge=2)
+    n_startup_trials: int = Field(default=4, ge=1)  # random trials before TPE models the search space
     epochs: int = Field(ge=1)
     temperature_min: float = Field(gt=0.0)
     temperature_max: float = Field(gt=0.0)
+    alpha_min: float = Field(default=0.3, ge=0.0, le=1.0)
+    alpha_max: float = Field(default=0.9, ge=0.0, le=1.0)
+    weight_max: float = Field(default=2.0, ge=0.0, le=100.0)  # level weights are searched in [0, weight_max]
+    # SQLAlchemy URL of a shared Optuna storage ("" = a local SQLite study); OPTUNA_STORAGE overrides
+    # it, and is where a password belongs (params are logged to MLflow)
+    storage: str = ""
 
     @model_validator(mode="after")
     def _range_ordered(self):
+        if self.n_startup_trials >= self.n_trials:
+            raise ValueError(
+                f"n_startup_trials ({self.n_startup_trials}) must be < n_trials ({self.n_trials}), "
+                "or TPE never gets past its random start-up trials"
+            )
+        if self.alpha_min > self.alpha_max:
+            raise ValueError(f"alpha_min ({self.alpha_min}) must be <= alpha_max ({self.alpha_max})")
         if self.temperature_min > self.temperature_max:
             raise ValueError(
                 f"temperature_min ({self.temperature_min}) must be <= temperature_max ({self.temperature_max})"
@@ -158,8 +213,9 @@ class Params(_Strict):
     keypoints: KeypointParams
     flow: FlowParams
     model: ModelParams
+    augment: AugmentParams = AugmentParams()
     teacher: TeacherParams
-    student: TrainParams
+    student: StudentParams
     kd: KDParams
     tune: TuneParams
     decode: DecodeParams
@@ -167,7 +223,7 @@ class Params(_Strict):
     correct: CorrectParams
 
 
-class ParamsError(ValueError):
+class ParamsError(InputError, ValueError):
     """params.yaml is invalid; the message names every bad key."""
 
 
@@ -196,9 +252,33 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path} not found: run from the repository root (where dvc.yaml is)")
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
-    return parse_params(raw, path)
+    return parse_params(read_yaml(path), path)
+
+
+def read_yaml(path: Path) -> object:
+    """yaml.safe_load of a file, with a syntax error or a non-UTF-8 byte reported as one line that
+    names the file, line and column (YAML's own message is several lines with a caret)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ParamsError(f"{path}: cannot be read ({err.strerror}); check its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ParamsError(f"{path} line {line}: byte 0x{raw[err.start]:02x} is not UTF-8; "
+                          "retype that line or re-save the file as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        context = getattr(err, "context", None)
+        raise ParamsError(
+            f"{path}{where}: YAML syntax error: {problem}" + (f" ({context})" if context else "")
+            + "; fix that line (indentation, a missing ':' or space after it, an unclosed quote or bracket)"
+        ) from None
 
 
 def flatten(params: Params) -> dict[str, object]:

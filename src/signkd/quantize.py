@@ -1,46 +1,62 @@
-"""Deployable student: ONNX export, int8 quantisation, and an ONNX Runtime recogniser.
+"""Deployable student: ONNX export with a dynamic time axis, int8 quantisation, latency.
 
 Dynamic int8 quantisation (weights int8, activations quantised on the fly) suits a small
-LSTM/linear model on CPU: no calibration set is needed and the size drops about 4x.
+LSTM/linear model on CPU: no calibration set is needed and the size drops about 4x. The model's
+checkpoint config (vocabulary, preprocessing, decoding) is stored in the ONNX file's metadata,
+so a deployed file is self-describing: `recognize` needs nothing else.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 
 from signkd.io import atomic_path
 
+CONFIG_KEY = "signkd_config"
+
 
 class _SeqLogProbs(nn.Module):
-    """Keypoint features [1, T, F] -> sequence-head log-probabilities [1, T // 4, C]."""
+    """One unpadded utterance [1, T, ...] -> sequence-head log-probabilities [1, T // 4, C]."""
 
-    def __init__(self, student: nn.Module):
+    def __init__(self, model: nn.Module, input_name: str):
         super().__init__()
-        self.student = student
+        self.model = model
+        self.input_name = input_name
 
-    def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
-        lengths = torch.full((keypoints.shape[0],), keypoints.shape[1], dtype=torch.long)
-        out = self.student({"keypoints": keypoints, "lengths": lengths})
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the length from tensor ops (not a Python int) keeps the time axis dynamic in the graph
+        lengths = torch.ones_like(x.flatten(2)[:, :, 0]).sum(1).long()
+        out = self.model({self.input_name: x, "lengths": lengths})
         return out.seq_logits.log_softmax(-1)
 
 
-def export_onnx(student: nn.Module, keypoint_dim: int, path: str | Path, example_frames: int = 48) -> Path:
-    """Export with a dynamic frame axis (any video length)."""
-    student.eval()
-    example = torch.zeros(1, example_frames, keypoint_dim)
+def model_input(model: nn.Module) -> str:
+    """The single input modality of a deployable (single-modal) recogniser."""
+    modalities = getattr(model, "modalities", ())
+    if len(modalities) != 1:
+        raise ValueError(f"only single-modal students are exported, this model reads {list(modalities)}")
+    return modalities[0]
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, config: dict | None = None) -> Path:
+    """Export with a dynamic frame axis (any video length); `example` is one utterance [1, T, ...]."""
+    model.eval()
+    name = model_input(model)
     with atomic_path(path) as tmp:
         torch.onnx.export(
-            _SeqLogProbs(student).eval(), (example,), str(tmp), input_names=["keypoints"], output_names=["log_probs"],
-            dynamic_axes={"keypoints": {1: "frames"}, "log_probs": {1: "steps"}}, opset_version=17, dynamo=False,
+            _SeqLogProbs(model, name).eval(), (example,), str(tmp), input_names=[name], output_names=["log_probs"],
+            dynamic_axes={name: {1: "frames"}, "log_probs": {1: "steps"}}, opset_version=17, dynamo=False,
         )
+        if config is not None:
+            _write_config(tmp, config)
         onnx.checker.check_model(str(tmp))
     return Path(path)
 
@@ -48,39 +64,38 @@ def export_onnx(student: nn.Module, keypoint_dim: int, path: str | Path, example
 def quantize_int8(fp32_path: str | Path, int8_path: str | Path) -> Path:
     with atomic_path(int8_path) as tmp:
         quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
+        config = read_config(fp32_path)
+        if config is not None:
+            _write_config(tmp, config)
         onnx.checker.check_model(str(tmp))
     return Path(int8_path)
 
 
-class OnnxRecognizer:
-    """Runs an exported student with ONNX Runtime on the CPU."""
-
-    def __init__(self, path: str | Path, threads: int = 1):
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-    def log_probs(self, keypoint_features: np.ndarray) -> np.ndarray:
-        """[T, F] float32 -> [T // 4, C]."""
-        x = np.asarray(keypoint_features, dtype=np.float32)[None]
-        return self.session.run(["log_probs"], {"keypoints": x})[0][0]
+def _write_config(path: str | Path, config: dict) -> None:
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = CONFIG_KEY, json.dumps(config, ensure_ascii=False)
+    onnx.save(proto, str(path))
 
 
-def latency_ms(fn, inputs: list[np.ndarray], runs: int) -> dict[str, float]:
-    """Mean and p95 milliseconds per video over `runs` passes of `inputs` (after one warm-up)."""
-    fn(inputs[0])
-    times: list[float] = []
-    for r in range(runs):
-        x = inputs[r % len(inputs)]
-        start = time.perf_counter()
+def read_config(path: str | Path) -> dict | None:
+    """The checkpoint config stored in an exported model, or None for a foreign ONNX file."""
+    proto = onnx.load(str(path), load_external_data=False)
+    for entry in proto.metadata_props:
+        if entry.key == CONFIG_KEY:
+            return json.loads(entry.value)
+    return None
+
+
+def latency_ms_per_100_frames(fn, inputs: list, frames: list[int], runs: int) -> float:
+    """Median milliseconds per 100 input frames over `runs` timed passes (after a warm-up pass)."""
+    for x in inputs[: min(3, len(inputs))]:
         fn(x)
-        times.append((time.perf_counter() - start) * 1e3)
-    return {"mean": float(np.mean(times)), "p95": float(np.percentile(times, 95))}
-
-
-def onnx_hypotheses(runner: OnnxRecognizer, features: list[np.ndarray], glosses: list[str], method: str, beam_width: int) -> list[list[str]]:
-    """Decode every video's keypoint features with the exported model; glosses[i] is class i + 1."""
-    from signkd.decode import decode
-
-    return [[glosses[c - 1] for c in decode(runner.log_probs(x), method, beam_width)] for x in features]
+    per_100: list[float] = []
+    for r in range(runs):
+        i = r % len(inputs)
+        start = time.perf_counter()
+        fn(inputs[i])
+        per_100.append((time.perf_counter() - start) * 1e3 * 100.0 / max(frames[i], 1))
+    return float(np.median(per_100))

@@ -1,13 +1,13 @@
-"""Word error rate over gloss sequences, in percent, with its three error kinds kept apart.
+"""Word error rate over gloss sequences, in percent: S, D and I kept apart, and a 95 % bootstrap
+interval over utterances (`wer_interval`). Two scorers live here:
 
-Two scorers live here:
-
-* `corpus_wer` -- plain Levenshtein WER (jiwer) over the glosses exactly as given. Fast, no
-  clean-up; kept for callers that want the raw number.
-* `official_wer` -- the number the Phoenix evaluation kit reports: the kit's gloss clean-up
-  (`clean_phoenix_glosses`), then NIST sclite's alignment (`sclite_alignment_counts`). It equals
-  `sclite_wer` run on the CTM/STM files that `write_official_files` writes (the test suite
-  checks this against the real `sclite` of the Debian package `sctk`).
+* `corpus_wer` -- plain Levenshtein WER (jiwer) over the glosses exactly as given, no clean-up.
+* `official_wer` -- the number the dataset's evaluation kit reports: the kit's clean-up
+  (`signkd.phoenix_kit`: for Phoenix each hypothesis gloss alone, as on its CTM line; the
+  reference as the kit treats its STM), then NIST sclite's alignment (`sclite_alignment_counts`).
+  It equals `sclite_wer` on the CTM/STM files `write_official_files` writes, and the real kit
+  pipeline (sed/perl/awk + sclite) on the raw glosses (both checked in the tests against the
+  `sclite` of the Debian package `sctk`).
 
 Why `official_wer` does not use jiwer: sclite aligns with weighted costs (correct 0,
 substitution 4, insertion 3, deletion 3) and breaks ties substitution > deletion > insertion,
@@ -41,16 +41,20 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import jiwer
+import numpy as np
 
 from signkd.io import write_text
+from signkd.phoenix_kit import CLEANERS, CleanUp, clean_phoenix_sentence, get_cleanup  # noqa: F401
 
 EMPTY_HYPOTHESIS = "[EMPTY]"
 # The kit's ground-truth STM files give each utterance one segment covering all time.
 STM_SEGMENT_END = "1.79769e+308"
 CTM_WORD_DURATION = 0.01
+BOOTSTRAP_RESAMPLES = 1000
+CI_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class WerResult:
     deletions: int
     insertions: int
     reference_words: int
+    ci_low: float  # percent: 95 % bootstrap interval over utterances (`wer_interval`)
+    ci_high: float
 
     def as_metrics(self, prefix: str) -> dict[str, float]:
         return {
@@ -67,16 +73,67 @@ class WerResult:
             f"{prefix}_sub": self.substitutions,
             f"{prefix}_del": self.deletions,
             f"{prefix}_ins": self.insertions,
+            f"{prefix}_wer_ci_low": round(self.ci_low, 2),
+            f"{prefix}_wer_ci_high": round(self.ci_high, 2),
         }
 
 
-def _result(sub: int, dele: int, ins: int, n_ref: int) -> WerResult:
+def wer_interval(
+    per_utt_errors: Sequence[int],
+    per_utt_ref_words: Sequence[int],
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    level: float = CI_LEVEL,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval (percent) of the corpus WER, resampling utterances.
+
+    Each resample draws as many utterances as there are, with replacement, and takes its corpus
+    WER = sum of errors / sum of reference words (resamples without any reference word are left
+    out). The utterances are sorted by their counts first, so the interval depends only on the
+    counts, not on the order the utterances come in, and the fixed seed makes it repeatable.
+    """
+    e = np.asarray(per_utt_errors, dtype=np.int64)
+    r = np.asarray(per_utt_ref_words, dtype=np.int64)
+    if e.shape != r.shape or e.ndim != 1 or e.size == 0:
+        raise ValueError(f"need one error count and one reference length per utterance, got {e.shape} and {r.shape}")
+    if (e < 0).any() or (r < 0).any() or r.sum() <= 0:
+        raise ValueError("counts must be non-negative and the references must hold words")
+    if not 0.0 < level < 1.0 or n_resamples < 1:
+        raise ValueError(f"need 0 < level < 1 and n_resamples >= 1, got {level} and {n_resamples}")
+    order = np.lexsort((e, r))
+    e, r = e[order], r[order]
+    rng = np.random.default_rng(seed)
+    n, wers = e.size, []
+    chunk = max(1, 2_000_000 // n)  # bounded memory for large test sets
+    for start in range(0, n_resamples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_resamples - start), n))
+        errs, refs = e[idx].sum(axis=1), r[idx].sum(axis=1)
+        keep = refs > 0
+        wers.append(100.0 * errs[keep] / refs[keep])
+    values = np.concatenate(wers)
+    if values.size == 0:
+        raise ValueError("no bootstrap resample held a reference word")
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def _result(
+    sub: int, dele: int, ins: int, errors: Sequence[int], ref_words: Sequence[int], n_resamples: int
+) -> WerResult:
+    n_ref = int(sum(ref_words))
     if n_ref <= 0:
         raise ValueError("cannot compute WER: the references hold no words")
-    return WerResult(100.0 * (sub + dele + ins) / n_ref, sub, dele, ins, n_ref)
+    if sum(errors) != sub + dele + ins:
+        raise RuntimeError(f"per-utterance errors sum to {sum(errors)}, the totals to {sub + dele + ins}")
+    wer = 100.0 * (sub + dele + ins) / n_ref
+    low, high = wer_interval(errors, ref_words, n_resamples)
+    return WerResult(wer, sub, dele, ins, n_ref, low, high)
 
 
-def corpus_wer(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> WerResult:
+def corpus_wer(
+    refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], *, n_resamples: int = BOOTSTRAP_RESAMPLES
+) -> WerResult:
     """Corpus-level WER = (S + D + I) / N over all utterances (not a mean of per-sentence WERs)."""
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
@@ -86,107 +143,12 @@ def corpus_wer(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> 
         if not r:
             raise ValueError(f"reference {i} is empty; every utterance needs at least one gloss")
     out = jiwer.process_words([" ".join(r) for r in refs], [" ".join(h) for h in hyps])
-    n_ref = out.hits + out.substitutions + out.deletions
-    errors = out.substitutions + out.deletions + out.insertions
-    return WerResult(100.0 * errors / n_ref, out.substitutions, out.deletions, out.insertions, n_ref)
-
-
-# --------------------------------------------------------------------------------------------
-# The Phoenix-2014 kit's clean-up (evaluation/preprocess.sh), re-expressed in Python.
-#
-# The kit runs a chain of sed/perl substitutions over text; its rules are written for a
-# sentence (they join neighbouring letters, merge `WIE AUSSEHEN`, collapse `X X`), and the
-# kit's ground-truth STM files carry their result (`S+H`, `WIE-AUSSEHEN`, no `loc-`). We apply
-# every rule, in the kit's order and with its exact (sometimes quirky) regular expressions, to
-# the space-joined gloss sentence. Rules marked [sentence] can only fire across glosses: the
-# kit's script, fed a CTM file with one gloss per line, leaves them without effect, which is
-# why published systems that score through it see no letter joining or repeat collapsing.
-# Character classes are ASCII (`re.ASCII`), as in sed/perl over bytes.
-# --------------------------------------------------------------------------------------------
-
-# 1. annotation prefixes deleted wherever they occur (location, classifier, question,
-#    possessive, left hand), then two spelling variants normalised.
-_PREFIXES = ("loc-", "cl-", "qu-", "poss-", "lh-")
-_VARIANTS = (("S0NNE", "SONNE"), ("HABEN2", "HABEN"))
-# 2. non-manual / pause markers deleted (the gloss vanishes; `__ON__`/`__OFF__` are kept,
-#    as in the kit's reference STM files).
-_MARKERS = ("__EMOTION__", "__PU__", "__LEFTHAND__")
-# 3.-9. compound merges and spelled-letter joining, in order; each pattern runs globally.
-_SENTENCE_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(p, re.ASCII), r)
-    for p, r in (
-        (r"WIE AUSSEHEN", "WIE-AUSSEHEN"),  # 3a [sentence] two glosses -> one compound
-        (r"ZEIGEN ", "ZEIGEN-BILDSCHIRM "),  # 3b ZEIGEN (show) means "show on screen"
-        (r"ZEIGEN$", "ZEIGEN-BILDSCHIRM"),  # 3c ... also as the last gloss
-        (r"^([A-Z]) ([A-Z][+ ])", r"\1+\2"),  # 4 [sentence] sentence opens with two letters
-        (r"[ +]([A-Z]) ([A-Z]) ", r" \1+\2 "),  # 5 [sentence] two letters inside the sentence
-        (r"([ +][A-Z]) ([A-Z][ +])", r"\1+\2"),  # 6 [sentence] extend a letter chain (x3:
-        (r"([ +][A-Z]) ([A-Z][ +])", r"\1+\2"),  #   non-overlapping matches need three
-        (r"([ +][A-Z]) ([A-Z][ +])", r"\1+\2"),  #   passes to join long chains)
-        (r"([ +]SCH) ([A-Z][ +])", r"\1+\2"),  # 7 [sentence] the letter cluster SCH joins too
-        (r"([ +]NN) ([A-Z][ +])", r"\1+\2"),  # 8 [sentence] ... and NN, on either side
-        (r"([ +][A-Z]) (NN[ +])", r"\1+\2"),
-        (r"([ +][A-Z]) ([A-Z])$", r"\1+\2"),  # 9 [sentence] two letters closing the sentence
-        (r"([A-Z][A-Z])RAUM", r"\1"),  # 10 `...RAUM` (area) suffix dropped: WETTERRAUM -> WETTER
-        (r"-PLUSPLUS", ""),  # 11 repetition marker dropped: REGEN-PLUSPLUS -> REGEN
-    )
-)
-# 12. [sentence] an immediate repeat of a plain gloss (letters A-Z only; not `NICHT-VIEL`,
-#     `S+H` or `__ON__`) collapses; the kit runs the substitution four times, so a run of up
-#     to 16 equal glosses becomes one.
-_REPEAT = re.compile(r"(?<![\w-])(\b[A-Z]+(?![\w-])) \1(?![\w-])", re.ASCII)
-_REPEAT_PASSES = 4
-# 13. any gloss still containing one of these is dropped (the kit's final `grep -v`).
-_DROPPED_IF_CONTAINING = ("__LEFTHAND__", "__EPENTHESIS__", "__EMOTION__")
-
-
-def clean_phoenix_glosses(glosses: Sequence[str]) -> list[str]:
-    """Apply the Phoenix-2014 evaluation kit's clean-up to one gloss sequence.
-
-    Rules, in the kit's order (see the numbered comments above for the exact patterns):
-     1. delete `loc-`, `cl-`, `qu-`, `poss-`, `lh-` wherever they occur; `S0NNE` -> `SONNE`,
-        `HABEN2` -> `HABEN`;
-     2. delete `__EMOTION__`, `__PU__`, `__LEFTHAND__` (`__ON__`, `__OFF__` stay);
-     3. `WIE AUSSEHEN` -> `WIE-AUSSEHEN`; `ZEIGEN` -> `ZEIGEN-BILDSCHIRM`;
-     4.-9. join spelled single letters with `+` (`A B C` -> `A+B+C`, also `SCH` and `NN` as
-        letters), but only between glosses separated by exactly one space -- a gloss deleted in
-        step 2 leaves two spaces and so blocks a join, as in the kit;
-    10. drop the `RAUM` suffix after two capitals (`WETTERRAUM` -> `WETTER`);
-    11. drop `-PLUSPLUS`;
-    12. collapse immediate repeats of plain A-Z glosses (four passes, as the kit does);
-    13. drop any gloss still containing `__LEFTHAND__`, `__EPENTHESIS__` or `__EMOTION__`.
-
-    Returns the cleaned glosses; an empty list means an empty hypothesis (`[EMPTY]` in a CTM).
-    """
-    text = " ".join(glosses)
-    for prefix in _PREFIXES:
-        text = text.replace(prefix, "")
-    for old, new in _VARIANTS:
-        text = text.replace(old, new)
-    for marker in _MARKERS:
-        text = text.replace(marker, "")
-    for pattern, repl in _SENTENCE_RULES:
-        text = pattern.sub(repl, text)
-    for _ in range(_REPEAT_PASSES):
-        text = _REPEAT.sub(r"\1", text)
-    return [g for g in text.split() if not any(m in g for m in _DROPPED_IF_CONTAINING)]
-
-
-def _no_clean(glosses: Sequence[str]) -> list[str]:
-    return list(glosses)
-
-
-CLEANERS: dict[str, Callable[[Sequence[str]], list[str]]] = {
-    "phoenix": clean_phoenix_glosses,
-    "none": _no_clean,
-}
-
-
-def _cleaner(clean: str) -> Callable[[Sequence[str]], list[str]]:
-    try:
-        return CLEANERS[clean]
-    except KeyError:
-        raise ValueError(f"unknown clean-up {clean!r}; choose one of {sorted(CLEANERS)}") from None
+    errors = [
+        sum((c.hyp_end_idx - c.hyp_start_idx) if c.type == "insert" else (c.ref_end_idx - c.ref_start_idx)
+            for c in chunks if c.type != "equal")
+        for chunks in out.alignments
+    ]
+    return _result(out.substitutions, out.deletions, out.insertions, errors, [len(r) for r in refs], n_resamples)
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,31 +219,47 @@ def sclite_alignment_counts(ref: Sequence[str], hyp: Sequence[str]) -> tuple[int
 
 
 def official_wer(
-    refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], *, clean: str = "phoenix"
+    refs: Sequence[Sequence[str]],
+    hyps: Sequence[Sequence[str]],
+    *,
+    clean: str = "phoenix2014",
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> WerResult:
-    """Corpus WER as the dataset kit + sclite report it, with S, D and I kept apart.
+    """Corpus WER as the dataset kit + sclite report it: S, D, I and a 95 % bootstrap interval.
 
-    `clean` picks the clean-up applied to references and hypotheses alike ("phoenix": the
-    Phoenix-2014 kit's rules, see `clean_phoenix_glosses`; "none": glosses as given). An
-    empty (cleaned) hypothesis is scored as the word `[EMPTY]`, and words are aligned the way
-    sclite aligns them (`sclite_alignment_counts`). References may be empty after cleaning as
-    long as the corpus holds at least one reference word.
+    `clean` names the kit whose clean-up is applied (`signkd.phoenix_kit.CLEANERS`):
+    "phoenix2014" / "phoenix2014t" -- each kit's hypothesis rules gloss by gloss, references as
+    that kit treats its STM; "none" -- glosses as given; "phoenix_sentence" -- the old
+    sentence-level clean-up, NOT what any kit reports. An empty (cleaned) hypothesis is scored
+    as the word `[EMPTY]`, and words are aligned the way sclite aligns them
+    (`sclite_alignment_counts`). References may be empty after cleaning as long as the corpus
+    holds at least one reference word.
     """
+    counts = utterance_counts(refs, hyps, clean=clean)
+    sub, dele, ins = (sum(c[k] for c in counts) for k in range(3))
+    return _result(sub, dele, ins, [sum(c[:3]) for c in counts], [c[3] for c in counts], n_resamples)
+
+
+def utterance_counts(
+    refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], *, clean: str = "phoenix2014"
+) -> list[tuple[int, int, int, int]]:
+    """Per utterance (substitutions, deletions, insertions, reference words), scored exactly as
+    `official_wer` scores it; what multi-seed intervals resample."""
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     if not refs:
         raise ValueError("cannot score an empty set of utterances")
-    cleaner = _cleaner(clean)
-    sub = dele = ins = n_ref = 0
+    cleanup = get_cleanup(clean)
+    counts = []
     for k, (ref, hyp) in enumerate(zip(refs, hyps)):
-        r, h = cleaner(ref), cleaner(hyp) or [EMPTY_HYPOTHESIS]
+        r, h = cleanup.reference(ref), cleanup.hypothesis(hyp) or [EMPTY_HYPOTHESIS]
         for tok in r:
             _check_token(tok, f"reference {k}")
         for tok in h:
             _check_token(tok, f"hypothesis {k}")
-        c, s, d, i = sclite_alignment_counts(r, h)
-        sub, dele, ins, n_ref = sub + s, dele + d, ins + i, n_ref + len(r)
-    return _result(sub, dele, ins, n_ref)
+        _, s, d, i = sclite_alignment_counts(r, h)
+        counts.append((s, d, i, len(r)))
+    return counts
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,17 +334,18 @@ def write_official_files(
     refs: Sequence[Sequence[str]],
     hyps: Sequence[Sequence[str]],
     *,
-    clean: str = "phoenix",
+    clean: str = "phoenix2014",
     speakers: Sequence[str] | None = None,
 ) -> tuple[Path, Path]:
-    """Clean references and hypotheses, write `<directory>/<split>.ctm` and `<split>.stm`.
+    """Write `<directory>/<split>.ctm` and `<split>.stm` as the kit hands them to sclite.
 
-    sclite on these two files gives the same numbers as `official_wer(refs, hyps, clean=clean)`.
+    Both sides are already through the kit's clean-up (`clean`), so sclite on these two files
+    gives the same numbers as `official_wer(refs, hyps, clean=clean)`.
     """
-    cleaner = _cleaner(clean)
+    cleanup = get_cleanup(clean)
     directory = Path(directory)
-    ctm = write_ctm(directory / f"{split}.ctm", ids, [cleaner(h) for h in hyps])
-    stm = write_stm(directory / f"{split}.stm", ids, [cleaner(r) for r in refs], speakers=speakers)
+    ctm = write_ctm(directory / f"{split}.ctm", ids, [cleanup.hypothesis(h) for h in hyps])
+    stm = write_stm(directory / f"{split}.stm", ids, [cleanup.reference(r) for r in refs], speakers=speakers)
     return ctm, stm
 
 
@@ -392,23 +371,37 @@ _DTL_COUNT = re.compile(
     r"^\s*(Percent Substitution|Percent Deletions|Percent Insertions|Ref\. words)\s*=.*\(\s*(\d+)\)\s*$",
     re.MULTILINE,
 )
+# one line per scored segment in the `pra` report
+_PRA_SCORES = re.compile(r"^Scores: \(#C #S #D #I\) (\d+) (\d+) (\d+) (\d+)\s*$", re.MULTILINE)
 
 
-def sclite_wer(ctm: str | os.PathLike, stm: str | os.PathLike, *, sclite: str | None = None) -> WerResult:
-    """Score a CTM against an STM with NIST sclite, as the Phoenix kit calls it (`-f 0`).
+def sclite_wer(
+    ctm: str | os.PathLike,
+    stm: str | os.PathLike,
+    *,
+    sclite: str | None = None,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+) -> WerResult:
+    """Score a CTM against an STM with NIST sclite, as the Phoenix kits call it (`-f 0`).
 
     Reads the counts from sclite's detailed report (`-o dtl`), so the WER is exact rather than
-    rounded to sclite's one decimal. Needs the `sctk` package (Debian) or $SIGNKD_SCLITE.
+    rounded to sclite's one decimal, and the per-segment scores (`-o pra`) for the bootstrap
+    interval. Needs the `sctk` package (Debian) or $SIGNKD_SCLITE.
     """
     exe = sclite or find_sclite()
     if exe is None:
         raise FileNotFoundError("sclite not found: install the Debian package `sctk` or set SIGNKD_SCLITE")
-    cmd = [exe, "-h", os.fspath(ctm), "ctm", "-r", os.fspath(stm), "stm", "-f", "0", "-o", "dtl", "stdout"]
+    cmd = [exe, "-h", os.fspath(ctm), "ctm", "-r", os.fspath(stm), "stm", "-f", "0", "-o", "dtl", "pra", "stdout"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"sclite failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-2000:]}")
     counts = {k: int(v) for k, v in _DTL_COUNT.findall(proc.stdout)}
     keys = ("Percent Substitution", "Percent Deletions", "Percent Insertions", "Ref. words")
-    if any(k not in counts for k in keys):
+    segments = [tuple(int(x) for x in m) for m in _PRA_SCORES.findall(proc.stdout)]
+    if any(k not in counts for k in keys) or not segments:
         raise RuntimeError(f"could not read sclite's report:\n{proc.stdout[-2000:]}")
-    return _result(*(counts[k] for k in keys))
+    sub, dele, ins, n_ref = (counts[k] for k in keys)
+    ref_words = [c + s + d for c, s, d, _ in segments]
+    if sum(ref_words) != n_ref:
+        raise RuntimeError(f"sclite's segments hold {sum(ref_words)} reference words, its summary {n_ref}")
+    return _result(sub, dele, ins, [s + d + i for _, s, d, i in segments], ref_words, n_resamples)

@@ -12,31 +12,22 @@ import sys
 import time
 from typing import Callable
 
-from signkd.params import Params, ParamsError, load_params
+from signkd.errors import InputError
+from signkd.params import Params, load_params
+from signkd.seeding import set_seed
 from signkd.tracking import stage_run, write_stage_metrics
-from signkd.training.data import UnknownGlossError
-from signkd.training.trainer import set_seed
 
 StageBody = Callable[[Params], dict]
 
 
-class StageError(RuntimeError):
+class StageError(InputError, RuntimeError):
     """A stage cannot proceed; the message says what is wrong and how to fix it."""
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Failures caused by input or configuration, each with a message that says the fix.
-
-    Imported lazily so a stage only pays for the libraries it uses."""
-    from signkd.data.download import DownloadError, UnpackError
-    from signkd.data.phoenix import DatasetError
-    from signkd.features.frames import FrameSourceError
-    from signkd.validation import DataValidationError
-
-    return (
-        ParamsError, StageError, FileNotFoundError, UnknownGlossError,
-        DatasetError, DownloadError, UnpackError, DataValidationError, FrameSourceError,
-    )
+    """Failures caused by input or configuration, each with a message that says the fix: every
+    project error derives from `InputError`, so catching them imports no other module."""
+    return (InputError, FileNotFoundError)
 
 
 def run_stage(name: str, body: StageBody, params_path: str = "params.yaml") -> None:

@@ -17,6 +17,7 @@ any failed expectation.
 
 from __future__ import annotations
 
+from signkd.errors import InputError
 import logging
 import os
 import zipfile
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from signkd.data.manifest import SPLITS, Sample, read_all, read_manifest, read_vocab
-from signkd.data.phoenix import count_frames
+from signkd.data.common import count_frames
 from signkd.io import atomic_dir, load_npz, write_json
 
 MAX_EXAMPLES = 5
@@ -40,7 +41,7 @@ REPREPARE = "then re-run `dvc repro prepare validate`"
 XY_RANGE = (-0.5, 1.5)
 
 
-class DataValidationError(RuntimeError):
+class DataValidationError(InputError, RuntimeError):
     """The data breaks at least one expectation; the message lists each with offending videos and the fix."""
 
 
@@ -155,17 +156,21 @@ def validate_manifests(
 # ---------------------------------------------------------------------------------------------
 # extracted features
 
-_FEATURE_COLUMNS = ("row", "id", "split", "num_frames", "path", "file_present", "file_readable", "detail",
-                    "frames_in_file", "frames_match_manifest", "values_finite", "nonfinite_values")
+_FEATURE_COLUMNS = ("row", "id", "split", "num_frames", "path", "not_skipped", "skip_reason", "file_present",
+                    "file_readable", "detail", "frames_in_file", "frames_match_manifest", "values_finite",
+                    "nonfinite_values")
 _EXAMPLE_COLUMNS = ("id", "split", "num_frames", "path")
 _NUMERIC_COLUMNS = ("num_frames", "hand_detection_rate", "pose_detection_rate", "max_abs_flow_px")
 
 
-def keypoint_frame(manifest_dir: str | os.PathLike, keypoint_dir: str | os.PathLike) -> pd.DataFrame:
+def keypoint_frame(manifest_dir: str | os.PathLike, keypoint_dir: str | os.PathLike,
+                   skipped: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per manifest video with the computed keypoint check columns (each file loaded once).
 
     Columns a file's state makes meaningless (e.g. frame count of a missing file) are null, so
     that each broken file is reported by the one expectation that says what is wrong with it.
+    `skipped` (id -> reason, from the extraction stage's skipped.json) marks videos the extractor
+    left out on purpose: they are reported as such, not as files to extract again.
     """
     from signkd.features.keypoints import LEFT_HAND, NUM_JOINTS, POSE, RIGHT_HAND
 
@@ -193,10 +198,11 @@ def keypoint_frame(manifest_dir: str | os.PathLike, keypoint_dir: str | os.PathL
         )
 
     return _feature_frame(manifest_dir, keypoint_dir, ("landmarks", "mask", "frame_size"), check,
-                          ("xy_in_range", "xy_min", "xy_max", "hand_detection_rate", "pose_detection_rate"))
+                          ("xy_in_range", "xy_min", "xy_max", "hand_detection_rate", "pose_detection_rate"), skipped)
 
 
-def flow_frame(manifest_dir: str | os.PathLike, flow_dir: str | os.PathLike) -> pd.DataFrame:
+def flow_frame(manifest_dir: str | os.PathLike, flow_dir: str | os.PathLike,
+               skipped: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per manifest video with the computed flow check columns (each file loaded once)."""
 
     def check(arrays: dict[str, np.ndarray], row: dict) -> None:
@@ -220,17 +226,24 @@ def flow_frame(manifest_dir: str | os.PathLike, flow_dir: str | os.PathLike) -> 
         )
 
     return _feature_frame(manifest_dir, flow_dir, ("flow", "scale", "method"), check,
-                          ("max_abs_flow_px", "flow_size", "method"))
+                          ("max_abs_flow_px", "flow_size", "method"), skipped)
 
 
-def _feature_frame(manifest_dir, feature_dir, keys: tuple[str, ...], check, extra_columns: tuple[str, ...]) -> pd.DataFrame:
+def _feature_frame(manifest_dir, feature_dir, keys: tuple[str, ...], check, extra_columns: tuple[str, ...],
+                   skipped: dict[str, str] | None = None) -> pd.DataFrame:
     from signkd.features.parallel import output_path
 
     columns = [c for c in _FEATURE_COLUMNS if c != "row"] + list(extra_columns)
     rows = []
     for samples in read_all(manifest_dir).values():
         for s in samples:
-            rows.append(dict.fromkeys(columns) | _feature_row(s, output_path(feature_dir, s.id), keys, check))
+            path = output_path(feature_dir, s.id)
+            if skipped and s.id in skipped and not path.is_file():  # left out on purpose: reported once, as such
+                row = {"id": s.id, "split": s.split, "num_frames": s.num_frames, "path": str(path),
+                       "not_skipped": False, "skip_reason": skipped[s.id][:300] or "no reason recorded", "detail": ""}
+            else:
+                row = _feature_row(s, path, keys, check) | {"not_skipped": True}
+            rows.append(dict.fromkeys(columns) | row)
     # object columns keep None as None (not NaN), bools as bools and ints as ints, for GX and the
     # report; only the columns numeric expectations run on are numbers (null = NaN)
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
@@ -263,11 +276,16 @@ def _feature_row(sample: Sample, path: Path, keys: tuple[str, ...], check) -> di
     return row
 
 
-def _feature_checks(stage: str) -> list[Check]:
+def _feature_checks(stage: str, skipped: dict[str, str] | None = None) -> list[Check]:
     import great_expectations.expectations as gxe
 
     rerun = f"`dvc repro {stage}` (it resumes: files that are already there are kept)"
-    return [
+    skips = [Check(gxe.ExpectColumnValuesToBeInSet(column="not_skipped", value_set=[True]),
+                   f"{stage} left these videos out (on_error: skip) because their frames cannot be read (reason "
+                   "listed); re-running it alone skips them again: repair or re-render their frames, or remove the "
+                   "videos from the dataset (then `dvc repro` reruns prepare and everything after it)",
+                   show=("skip_reason",))] if skipped else []
+    return skips + [
         Check(gxe.ExpectColumnValuesToBeInSet(column="file_present", value_set=[True]),
               f"the feature file is missing; extract it with {rerun}"),
         Check(gxe.ExpectColumnValuesToBeInSet(column="file_readable", value_set=[True]),
@@ -289,6 +307,7 @@ def validate_keypoints(
     min_detection_rate: float,
     report_dir: str | os.PathLike,
     data_docs: bool = True,
+    skipped: dict[str, str] | None = None,
 ) -> dict:
     """Validate the keypoint file of every manifest video; write `keypoints.json` (+ Data Docs), raise on failure.
 
@@ -300,9 +319,9 @@ def validate_keypoints(
         raise ValueError(f"min_detection_rate must lie in [0, 1], got {min_detection_rate!r}")
     import great_expectations.expectations as gxe
 
-    frame = keypoint_frame(manifest_dir, keypoint_dir)
+    frame = keypoint_frame(manifest_dir, keypoint_dir, skipped)
     lo, hi = XY_RANGE
-    checks = _feature_checks("extract_keypoints") + [
+    checks = _feature_checks("extract_keypoints", skipped) + [
         Check(gxe.ExpectColumnValuesToBeInSet(column="xy_in_range", value_set=[True]),
               f"detected joints lie far outside the image (x or y outside [{lo}, {hi}]): the file is corrupt or "
               "was made by another extractor; delete the listed files, then run `dvc repro extract_keypoints`",
@@ -337,6 +356,7 @@ def validate_flow(
     height: int | None = None,
     width: int | None = None,
     data_docs: bool = True,
+    skipped: dict[str, str] | None = None,
 ) -> dict:
     """Validate the flow file of every manifest video; write `flow.json` (+ Data Docs), raise on failure.
 
@@ -348,13 +368,13 @@ def validate_flow(
         raise ValueError(f"max_abs_flow must be > 0 pixels, got {max_abs_flow!r}")
     import great_expectations.expectations as gxe
 
-    frame = flow_frame(manifest_dir, flow_dir)
+    frame = flow_frame(manifest_dir, flow_dir, skipped)
     sizes = frame["flow_size"].dropna()
     if height is not None and width is not None:
         expected_size = f"{height}x{width}"
     else:
         expected_size = str(sizes.mode().sort_values().iloc[0]) if len(sizes) else None
-    checks = _feature_checks("extract_flow") + [
+    checks = _feature_checks("extract_flow", skipped) + [
         Check(gxe.ExpectColumnValuesToBeBetween(column="max_abs_flow_px", min_value=0.0, max_value=max_abs_flow),
               f"flow larger than max_abs_flow={max_abs_flow} px: the file is corrupt or the video has cuts/jumps; "
               "delete the listed files and re-run `dvc repro extract_flow`, or drop those videos",

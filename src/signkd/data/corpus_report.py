@@ -97,6 +97,8 @@ def report_metrics(stats: dict) -> dict:
         "mean_frames_per_video": round(frames / max(videos, 1), 2),
         "num_signers": len({sig for split in SPLITS for sig in stats["signers"][split]}),
     }
+    for split in SPLITS:  # gloss tokens per split: what a WER's resolution depends on (1 error = 100/tokens %)
+        out[f"{split}_tokens"] = stats["sentence_length"][split]["total"]
     if stats["split_mode"]:
         out["split_mode"] = stats["split_mode"]
     if "lexicon_size" in stats:
@@ -157,10 +159,12 @@ def readme_text(stats: dict, pictures: list[str]) -> str:
     if CONTACT_SHEET in pictures:
         parts += ["## Lexicon", "", "The middle frame of every sign, signed by one signer; the yellow line is the",
                   "path of the dominant hand over the sign, ending in the arrow, and the inset enlarges that hand.",
+                  "Drawn without the camera's degradations (motion blur, interlacing, JPEG), which the corpus has.",
                   "", f"![contact sheet]({CONTACT_SHEET})", ""]
     if SENTENCE_GIF in pictures:
-        parts += ["## A test sentence", "", "The first test video, labelled with the ground-truth gloss of each frame.",
-                  "", f"![sentence]({SENTENCE_GIF})", ""]
+        parts += ["## A test sentence", "", "The first test video as the corpus stores it (fast hands smear over one",
+                  "frame of exposure; some videos are interlaced; all are JPEG-compressed), labelled with the",
+                  "ground-truth gloss of each frame.", "", f"![sentence]({SENTENCE_GIF})", ""]
     return "\n".join(parts)
 
 
@@ -255,8 +259,10 @@ def contact_sheet(corpus: dict) -> np.ndarray:
     signs = corpus["lexicon"]["signs"]
     signer = _signer_from(corpus["signers"][0])
     p = corpus["params"]
-    # no occluding card over the hand, no sensor noise (it only bloats the PNG)
-    params = RenderParams(height=p["height"], width=p["width"], occlusion_prob=0.0, noise_sigma=(0.0, 0.0))
+    # the lexicon as the signs are meant, not as the camera degrades them: no occluding card, no
+    # sensor noise (it only bloats the PNG), no motion blur, interlacing or JPEG artefacts
+    params = RenderParams(height=p["height"], width=p["width"], occlusion_prob=0.0, noise_sigma=(0.0, 0.0),
+                          exposure=0.0, interlace_prob=0.0, jpeg_quality=(0, 0))
     partners = _pair_partners(corpus["minimal_pairs"])
     tiles = [_sign_tile(g, signs[g], partners.get(g, []), signer, params, (corpus["seed"], k))
              for k, g in enumerate(sorted(signs))]

@@ -29,8 +29,7 @@ import os
 import re
 from pathlib import Path
 
-from signkd.data.manifest import SPLITS, Sample
-from signkd.data.phoenix import (
+from signkd.data.common import (
     IMAGE_SUFFIXES,
     DatasetError,
     DatasetFileMissing,
@@ -39,6 +38,7 @@ from signkd.data.phoenix import (
     listing,
     read_annotation,
 )
+from signkd.data.manifest import SPLITS, Sample
 
 LABEL_SUBDIR = Path("sentence_label")
 VIDEO_MAP = LABEL_SUBDIR / "video_map.txt"

@@ -8,6 +8,7 @@ name, and unpacking refuses unsafe member paths and appears in place only when c
 
 from __future__ import annotations
 
+from signkd.errors import InputError
 import hashlib
 import lzma
 import os
@@ -31,11 +32,11 @@ MARKER = ".signkd-unpacked"
 _SPACE_MARGIN = 64 << 20  # keep some room so the filesystem is not filled to the last byte
 
 
-class DownloadError(RuntimeError):
+class DownloadError(InputError, RuntimeError):
     """A download cannot complete or its result does not match what was expected."""
 
 
-class UnpackError(RuntimeError):
+class UnpackError(InputError, RuntimeError):
     """An archive is corrupt, of an unknown type, or contains unsafe member paths."""
 
 

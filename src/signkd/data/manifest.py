@@ -11,10 +11,18 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from signkd.errors import InputError
 from signkd.io import atomic_path
 
 SPLITS = ("train", "dev", "test")
 COLUMNS = ("id", "split", "frames_dir", "signer", "num_frames", "glosses", "translation")
+
+
+class ManifestError(InputError, ValueError):
+    """A manifest cannot be read; the message names the file (and row) and the fix."""
+
+
+REGENERATE = "regenerate the manifests with `dvc repro prepare`"
 
 
 @dataclass(frozen=True)
@@ -75,12 +83,36 @@ def read_manifest(manifest_dir: str | Path, split: str) -> list[Sample]:
     path = manifest_path(manifest_dir, split)
     if not path.is_file():
         raise FileNotFoundError(f"manifest {path} is missing: run the `prepare` stage first (dvc repro prepare)")
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="|")
-        missing = set(COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"manifest {path} lacks columns {sorted(missing)}; regenerate it with `dvc repro prepare`")
-        return [Sample.from_row(row) for row in reader]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ManifestError(f"manifest {path} line {line}: byte 0x{raw[err.start]:02x} is not UTF-8 (the file "
+                            f"was saved in another encoding); re-save it as UTF-8 or {REGENERATE}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="|")
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+    if missing:
+        raise ManifestError(f"manifest {path} lacks column(s) {', '.join(missing)} (its header must be "
+                            f"{'|'.join(COLUMNS)}); {REGENERATE}")
+    return [_sample(row, path, reader.line_num) for row in reader]
+
+
+def _sample(row: dict, path: Path, line: int) -> Sample:
+    """One row as a Sample, or a ManifestError naming the file, line and field."""
+    if None in row.values() or None in row:
+        fields = len([v for v in row.values() if v is not None]) + len(row.get(None) or ())
+        raise ManifestError(f"manifest {path} line {line}: {fields} fields where the header has {len(COLUMNS)} "
+                            f"(a missing or extra '|'); correct that line or {REGENERATE}")
+    try:
+        frames = int(row["num_frames"])
+    except ValueError:
+        raise ManifestError(f"manifest {path} line {line} (id {row['id']!r}): num_frames {row['num_frames']!r} "
+                            f"is not a whole number; correct that line or {REGENERATE}") from None
+    if frames < 0:
+        raise ManifestError(f"manifest {path} line {line} (id {row['id']!r}): num_frames {frames} is negative; "
+                            f"correct that line or {REGENERATE}")
+    return Sample.from_row(row | {"num_frames": str(frames)})
 
 
 def read_all(manifest_dir: str | Path) -> dict[str, list[Sample]]:
@@ -103,4 +135,11 @@ def read_vocab(manifest_dir: str | Path) -> list[str]:
     path = vocab_path(manifest_dir)
     if not path.is_file():
         raise FileNotFoundError(f"vocabulary {path} is missing: run the `prepare` stage first")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ManifestError(f"vocabulary {path} line {line}: byte 0x{raw[err.start]:02x} is not UTF-8; re-save it "
+                            "as UTF-8 or regenerate it with `dvc repro prepare`") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]

@@ -60,13 +60,15 @@ HANDSHAPES: dict[str, Handshape] = {
 
 # --- the other parameters ----------------------------------------------------------------------
 
-# Where the dominant hand is placed. "other_hand" means on top of the passive non-dominant hand.
-LOCATIONS = ("forehead", "chin", "chest", "neutral", "neutral_high", "other_hand")
+# Where the dominant hand is placed. "other_hand" means on top of the passive non-dominant hand;
+# "face" in front of it (the hand covers part of the face, as in real signing).
+LOCATIONS = ("forehead", "face", "chin", "chest", "neutral", "neutral_high", "other_hand")
 
 # Palm orientation: where the fingers point and whether the palm or the back faces the viewer.
 ORIENTATIONS = ("up_front", "up_back", "medial_front", "medial_back")
 
-# Movement of the dominant hand; "in"/"out" are toward / away from the body's midline.
+# Movement of the dominant hand; "in"/"out" are toward / away from the body's midline; "cross"
+# goes inward past the midline, so that the two hands of a mirrored sign cross each other.
 MOVEMENTS = (
     "hold",
     "straight_up",
@@ -78,6 +80,7 @@ MOVEMENTS = (
     "twist",
     "repeat_down",
     "repeat_side",
+    "cross",
 )
 
 # Role of the non-dominant hand: resting, mirroring the dominant hand, or a passive base.
@@ -130,7 +133,7 @@ LEXICON: dict[str, Sign] = {
         _S("HEUTE", "index", "up_front", "neutral", "tap"),
         _S("MORGEN", "index", "up_front", "chin", "tap"),
         _S("ABEND", "flat", "medial_back", "forehead", "straight_down"),
-        _S("NACHT", "flat", "medial_back", "neutral_high", "straight_down", "mirror"),
+        _S("NACHT", "flat", "medial_back", "neutral_high", "cross", "mirror"),
         # regions
         _S("NORD", "index", "up_front", "neutral", "straight_up"),
         _S("SUED", "index", "up_front", "neutral", "straight_down"),
@@ -139,11 +142,11 @@ LEXICON: dict[str, Sign] = {
         # weather
         _S("REGEN", "spread5", "up_back", "neutral_high", "repeat_down", "mirror"),
         _S("SCHNEE", "claw", "up_back", "neutral_high", "repeat_down", "mirror"),
-        _S("SONNE", "spread5", "up_front", "forehead", "twist"),
+        _S("SONNE", "spread5", "up_front", "face", "twist"),
         _S("WOLKE", "C", "up_front", "neutral_high", "circle", "mirror"),
         _S("WIND", "flat", "up_front", "neutral", "repeat_side", "mirror"),
         _S("GEWITTER", "V", "up_front", "neutral_high", "straight_down"),
-        _S("NEBEL", "flat", "up_back", "forehead", "circle"),
+        _S("NEBEL", "flat", "up_back", "face", "circle"),
         _S("FROST", "claw", "up_front", "chest", "twist", "mirror"),
         # temperature
         _S("WARM", "flat", "up_back", "chest", "circle"),

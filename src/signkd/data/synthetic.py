@@ -2,7 +2,8 @@
 
 Writing the real dataset's layout (annotation CSVs with `|` separators, one PNG folder per
 video) means the Phoenix-2014T reader - the code path real data takes - runs on every default
-`dvc repro`. The renderer's ground truth (joints, gloss boundaries) is kept beside it:
+`dvc repro`. The renderer's ground truth (joints, gloss boundaries, and what makes a hand hard to
+detect: the face's box, the hand's contrast) is kept beside it:
 
     out_root/
       PHOENIX-2014-T/annotations/manual/PHOENIX-2014-T.{train,dev,test}.corpus.csv
@@ -30,7 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from signkd.data.grammar import sample_sentence
+from signkd.data.grammar import Sentence, sample_sentence
 from signkd.data.render import (
     HANDS,
     NUM_HAND_JOINTS,
@@ -125,6 +126,18 @@ def split_signers(split_mode: str, test_signer: int | None, num_signers: int) ->
     return {"train": [i for i in everyone if i != held], "dev": [held], "test": [held]}
 
 
+def split_sentences(seed: int, split: str, count: int, min_signs: int, max_signs: int) -> list[Sentence]:
+    """The first `count` sentences of `split`, in order: the draw `render_corpus` makes (a split's
+    sentences depend only on the seed and the split, never on the other splits' sizes)."""
+    rng = np.random.default_rng([seed, _SEED_SENTENCE, SPLITS.index(split)])
+    return [sample_sentence(rng, min_signs, max_signs) for _ in range(count)]
+
+
+def video_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The random stream that renders video `index` of `split` (motion, camera, noise)."""
+    return np.random.default_rng([seed, _SEED_VIDEO, SPLITS.index(split), index])
+
+
 def make_signers(seed: int, num_signers: int) -> list[Signer]:
     return [make_signer(i, np.random.default_rng([seed, _SEED_SIGNER, i])) for i in range(num_signers)]
 
@@ -152,7 +165,6 @@ class _Job:
 
     root: Path
     split: str
-    split_index: int
     index: int
     seed: int
     glosses: tuple[str, ...]
@@ -162,7 +174,7 @@ class _Job:
 
 def _render_job(job: _Job) -> int:
     """Render one video and write its frames and ground truth; returns its frame count."""
-    rng = np.random.default_rng([job.seed, _SEED_VIDEO, job.split_index, job.index])
+    rng = video_rng(job.seed, job.split, job.index)
     video = render_video(job.glosses, job.signer, rng, job.params)
     name = video_name(job.split, job.index)
     _write_frames(frames_path(job.root, job.split, name), video.frames)
@@ -174,6 +186,8 @@ def _render_job(job: _Job) -> int:
         pose_joints=video.pose_joints,
         pose_visible=video.pose_visible,
         gloss_spans=video.gloss_spans.astype(np.int32),
+        face_box=video.face_box,
+        hand_contrast=video.hand_contrast,
     )
     return len(video.frames)
 
@@ -216,6 +230,8 @@ def ground_truth_description() -> dict:
         "pose_joints": "float32 [T, P, 2] pixel (x, y), in the order of pose_names",
         "pose_visible": "bool [T, P] point inside the frame",
         "gloss_spans": "int32 [N, 2] first frame (inclusive) and end frame (exclusive) of each sign, 0-based",
+        "face_box": "float32 [T, 4] pixel x0, y0, x1, y1 of the face (a hand overlapping it is harder to detect)",
+        "hand_contrast": "float32 [T, 2] |skin luma - mean luma of the scene behind the hand's box| / 255",
         "hands": list(HANDS),
         "hand_joint_order": "MediaPipe hand landmarks: 0 wrist, 1-4 thumb, 5-8 index, 9-12 middle, "
         "13-16 ring, 17-20 pinky",
@@ -269,13 +285,11 @@ def render_corpus(
     jobs: list[_Job] = []
     rows: dict[str, list[dict[str, str]]] = {}
     with atomic_dir(out_root) as tmp:
-        for s, split in enumerate(SPLITS):
-            sentence_rng = np.random.default_rng([seed, _SEED_SENTENCE, s])
+        for split in SPLITS:
             rows[split] = []
-            for i in range(counts[split]):
-                sentence = sample_sentence(sentence_rng, min_signs, max_signs)
+            for i, sentence in enumerate(split_sentences(seed, split, counts[split], min_signs, max_signs)):
                 signer = signers[pools[split][i % len(pools[split])]]
-                jobs.append(_Job(tmp, split, s, i, seed, sentence.glosses, signer, params))
+                jobs.append(_Job(tmp, split, i, seed, sentence.glosses, signer, params))
                 name = video_name(split, i)
                 rows[split].append(
                     {

@@ -23,6 +23,16 @@ puts pixel centres at integer coordinates (OpenCV's convention). Detections are 
 converted as x * W - 0.5 (likewise y). The median signed errors (`bias_*_px`) are reported so
 that a systematic offset, of either this convention or the drawn skeleton, would show.
 
+Why hands are missed: every visible hand in every frame gets conditions from the ground truth
+(`miss_conditions`): `fast_motion` (the hand's joints move at least FAST_MOTION hand sizes per
+frame, so at 25 fps the hand is smeared), `face_overlap` / `hand_overlap` (its box overlaps the
+face's box, or the other hand's, by at least OVERLAP of its area), `low_contrast` (the skin differs
+from what is behind the hand by less than LOW_CONTRAST of the grey range). Reported per condition:
+the detection rate among visible hands with it (`detection_rate_gt_hand_<condition>`, and `_clear`
+for hands with none), and the share of all misses that had it (`miss_share_<condition>`; one miss
+may have several, so these do not add up; `miss_share_unexplained` had none). Face box and contrast
+come from the renderer; ground truth without them simply has fewer conditions.
+
 Metric keys whose denominator is empty on the given corpus are left out rather than reported
 as zero.
 """
@@ -30,6 +40,7 @@ as zero.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -43,6 +54,10 @@ PCK_THRESHOLDS = (0.1, 0.2)
 CURVE_THRESHOLDS = tuple(round(float(a), 3) for a in np.linspace(0.0, 0.5, 26))
 ARM_JOINTS = ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist")
 HANDS = (("left_hand", LEFT_HAND), ("right_hand", RIGHT_HAND))  # ground-truth hand 0, 1
+FAST_MOTION = 0.2  # hand sizes per frame
+OVERLAP = 0.2  # fraction of the hand's box
+LOW_CONTRAST = 0.2  # fraction of the grey range
+CONDITIONS = ("fast_motion", "face_overlap", "hand_overlap", "low_contrast")
 
 
 def to_pixels(landmarks: np.ndarray, frame_size: np.ndarray) -> np.ndarray:
@@ -69,6 +84,48 @@ class _Tally:
         return hits / total if total else None
 
 
+def _box_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Share of box a's area (x0, y0, x1, y1 in the last axis) that box b covers."""
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area = np.maximum((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), 1e-6)
+    return w * h / area
+
+
+def miss_conditions(gt: dict) -> dict[str, np.ndarray]:
+    """bool [T, 2] per condition in CONDITIONS (see the module docstring), from one video's truth."""
+    joints = np.asarray(gt["hand_joints"], np.float64)  # [T, 2, 21, 2]
+    boxes = np.concatenate([joints.min(axis=2), joints.max(axis=2)], axis=-1)  # [T, 2, 4]
+    size = np.maximum((boxes[..., 2:] - boxes[..., :2]).max(axis=-1), 1e-6)
+    if len(joints) > 1:
+        step = np.linalg.norm(np.gradient(joints, axis=0), axis=-1).mean(axis=-1)  # px per frame
+    else:
+        step = np.zeros(joints.shape[:2])
+    out = {"fast_motion": step / size >= FAST_MOTION,
+           "hand_overlap": _box_overlap(boxes, boxes[:, ::-1]) >= OVERLAP}
+    if "face_box" in gt:
+        out["face_overlap"] = _box_overlap(boxes, np.asarray(gt["face_box"], np.float64)[:, None]) >= OVERLAP
+    if "hand_contrast" in gt:
+        out["low_contrast"] = np.asarray(gt["hand_contrast"]) < LOW_CONTRAST
+    return {name: out[name] for name in CONDITIONS if name in out}
+
+
+def _score_misses(detected: np.ndarray, visible: np.ndarray, gt: dict, tally: _Tally) -> None:
+    """Detection per condition and the conditions of each miss; detected, visible: bool [T, 2]."""
+    conditions = miss_conditions(gt)
+    missed = visible & ~detected
+    both = visible.all(axis=1)
+    tally.add("detection_rate_gt_both_hands", detected.all(axis=1)[both], both)
+    explained = np.zeros_like(missed)
+    for name, cond in conditions.items():
+        tally.add(f"detection_rate_gt_hand_{name}", detected[visible & cond], visible & cond)
+        tally.add(f"miss_share_{name}", missed[cond], missed)
+        explained |= cond
+    clear = visible & ~explained
+    tally.add("detection_rate_gt_hand_clear", detected[clear], clear)
+    tally.add("miss_share_unexplained", missed[~explained], missed)
+
+
 def _score_video(kp: dict, gt: dict, tally: _Tally) -> None:
     xy = to_pixels(kp["landmarks"], kp["frame_size"])
     mask = kp["mask"].astype(bool)
@@ -83,6 +140,7 @@ def _score_video(kp: dict, gt: dict, tally: _Tally) -> None:
     tally.add("detection_rate_gt_face", mask[face_in_view, FACE].any(axis=1), face_in_view)
 
     any_gt_hand = hand_visible.any(axis=1)
+    _score_misses(np.stack([mask[:, part].any(axis=1) for _, part in HANDS], axis=1), hand_visible, gt, tally)
     for h, (name, part) in enumerate(HANDS):
         detected = mask[:, part].any(axis=1)
         visible = hand_visible[:, h]
@@ -129,27 +187,35 @@ def keypoint_accuracy(samples: list[Sample], keypoint_dir: str | Path, ground_tr
     """Accuracy of the extracted keypoints of `samples` against `ground_truth_dir/{id}.npz`.
 
     Returns flat float metrics (see the module docstring): detection_rate_gt_{pose, left_hand,
-    right_hand, face, arm_joints}, false_detection_rate_hand, hand_swap_rate, pck01_hand,
-    pck02_hand, pck01_arm, pck02_arm, pck02_hand_interpolated, bias_{x,y}_px_{hand,arm},
+    right_hand, both_hands, face, arm_joints}, false_detection_rate_hand, hand_swap_rate,
+    pck01_hand, pck02_hand, pck01_arm, pck02_arm, pck02_hand_interpolated, bias_{x,y}_px_{hand,arm},
+    the miss attribution (detection_rate_gt_hand_<condition>, miss_share_<condition>),
     accuracy_videos; plus `pck_curve` (thresholds and hand/arm PCK lists) for the plot. Videos
     without both files are left out; an empty dict means none had both.
     """
+    def pairs():
+        for sample in samples:
+            kp_path, gt_path = Path(keypoint_dir) / f"{sample.id}.npz", Path(ground_truth_dir) / f"{sample.id}.npz"
+            if kp_path.is_file() and gt_path.is_file():
+                yield sample.id, load_npz(kp_path), load_npz(gt_path)
+
+    return accuracy_of(pairs())
+
+
+def accuracy_of(videos: Iterable[tuple[str, dict, dict]]) -> dict:
+    """`keypoint_accuracy` over in-memory (name, keypoint arrays, ground-truth arrays) triples."""
     tally = _Tally()
-    videos = 0
-    for sample in samples:
-        kp_path, gt_path = Path(keypoint_dir) / f"{sample.id}.npz", Path(ground_truth_dir) / f"{sample.id}.npz"
-        if not (kp_path.is_file() and gt_path.is_file()):
-            continue
-        kp, gt = load_npz(kp_path), load_npz(gt_path)
+    count = 0
+    for name, kp, gt in videos:
         if len(kp["mask"]) != len(gt["hand_visible"]):
-            raise ValueError(f"video '{sample.id}': {len(kp['mask'])} extracted frames but "
-                             f"{len(gt['hand_visible'])} in the ground truth {gt_path}; re-run extraction")
+            raise ValueError(f"video '{name}': {len(kp['mask'])} extracted frames but "
+                             f"{len(gt['hand_visible'])} in the ground truth; re-run extraction")
         _score_video(kp, gt, tally)
-        videos += 1
-    if not videos:
+        count += 1
+    if not count:
         return {}
 
-    stats: dict = {"accuracy_videos": float(videos)}
+    stats: dict = {"accuracy_videos": float(count)}
     for name in sorted(tally.counts):
         value = tally.rate(name)
         if value is not None:
@@ -190,14 +256,14 @@ def plot_accuracy(stats: dict, path: str | Path, *, note: str = "") -> None:
         return
     bars = [(label, stats.get(key)) for label, key in (
         ("pose", "detection_rate_gt_pose"), ("left hand", "detection_rate_gt_left_hand"),
-        ("right hand", "detection_rate_gt_right_hand"), ("face", "detection_rate_gt_face"),
-        ("arm joints", "detection_rate_gt_arm_joints"), ("hidden hand reported", "false_detection_rate_hand"),
-        ("hand swap", "hand_swap_rate"))]
+        ("right hand", "detection_rate_gt_right_hand"), ("both hands", "detection_rate_gt_both_hands"),
+        ("face", "detection_rate_gt_face"), ("arm joints", "detection_rate_gt_arm_joints"),
+        ("hidden hand reported", "false_detection_rate_hand"), ("hand swap", "hand_swap_rate"))]
+    colours = [c for (_, value), c in zip(bars, ["tab:blue"] * 6 + ["tab:red"] * 2) if value is not None]
     bars = [(label, value) for label, value in bars if value is not None]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right, why) = plt.subplots(1, 3, figsize=(16, 4.2))
     positions = np.arange(len(bars))
-    colours = ["tab:blue"] * 5 + ["tab:red"] * 2
-    left.bar(positions, [v for _, v in bars], color=colours[: len(bars)])
+    left.bar(positions, [v for _, v in bars], color=colours)
     for x, (_, value) in zip(positions, bars):
         left.text(x, value + 0.02, f"{value:.2f}", ha="center", fontsize=8)
     left.set_xticks(positions, [label for label, _ in bars], fontsize=8, rotation=30, ha="right")
@@ -216,7 +282,27 @@ def plot_accuracy(stats: dict, path: str | Path, *, note: str = "") -> None:
     right.set_ylim(0, 1.02)
     right.legend(loc="lower right")
     right.set_title(f"PCK over {int(stats.get('accuracy_videos', 0))} videos")
+    _plot_misses(why, stats)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def _plot_misses(ax, stats: dict) -> None:
+    """Grouped bars per condition: hands detected when it holds, and its share of all misses."""
+    names = [c for c in (*CONDITIONS, "clear") if f"detection_rate_gt_hand_{c}" in stats]
+    if not names:
+        ax.set_axis_off()
+        return
+    x = np.arange(len(names))
+    detected = [stats[f"detection_rate_gt_hand_{c}"] for c in names]
+    share = [stats.get(f"miss_share_{c}", 0.0) for c in names]
+    ax.bar(x - 0.2, detected, 0.4, label="hands detected when present", color="tab:blue")
+    ax.bar(x + 0.2, share, 0.4, label="share of all misses", color="tab:orange")
+    ax.set_xticks(x, [c.replace("_", " ") for c in names], fontsize=8, rotation=30, ha="right")
+    ax.set_ylim(0, 1.1)
+    ax.legend(loc="upper right", fontsize=8)
+    unexplained = stats.get("miss_share_unexplained")
+    note = "" if unexplained is None else f" ({unexplained:.0%} of misses: none)"
+    ax.set_title("why visible hands are missed" + note)

@@ -7,9 +7,9 @@ size and quantised with one scale per video: a 210x260 video of 100 frames shrin
 
 Stored per video (`{id}.npz`): `flow` int8 [T, 2, height, width] (channel 0 = dx, 1 = dy; the
 first frame's flow is zero so T matches the video), `scale` float32 0-d (flow in pixels of the
-original frame = flow * scale), `method` (the algorithm's name, so a cache made with another
-method is recomputed), and the source fingerprints of `signkd.features.parallel`
-(`FINGERPRINT_KEYS`) that let an interrupted or changed extraction redo only what it must.
+original frame = flow * scale), `method` (the algorithm's name), and the cache keys of
+`signkd.features.cache` (the frames' sha1 and `extractor_settings`) that let an interrupted or
+changed extraction redo only what it must.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ from signkd.features.parallel import run_per_video
 from signkd.io import load_npz
 
 FLOW_METHODS = ("dis", "farneback", "tvl1")
+# Bump when the arrays written for the same frames and settings change: every cached video is then
+# computed again. The algorithms' own parameters are in `_METHOD_PARAMS`, part of the cache key.
+EXTRACTOR_VERSION = 2
+_FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2,
+              "flags": 0}
+_METHOD_PARAMS = {"dis": {"preset": "fast"}, "farneback": _FARNEBACK, "tvl1": {"defaults": True}}
 
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -37,9 +43,7 @@ def _flow_function(method: str) -> FlowFn:
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         return lambda prev, nxt: dis.calc(prev, nxt, None)
     if method == "farneback":
-        return lambda prev, nxt: cv2.calcOpticalFlowFarneback(
-            prev, nxt, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3,
-            poly_n=5, poly_sigma=1.2, flags=0)
+        return lambda prev, nxt: cv2.calcOpticalFlowFarneback(prev, nxt, None, **_FARNEBACK)
     if method == "tvl1":
         tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
         return lambda prev, nxt: tvl1.calc(prev, nxt, None)
@@ -116,6 +120,12 @@ def _summarize_flow(arrays: dict[str, np.ndarray], *, method: str, height: int, 
     return {"frames": int(flow.shape[0]), "magnitude_sum": float(magnitude.mean(axis=(1, 2)).sum())}
 
 
+def extractor_settings(*, method: str, height: int, width: int) -> dict:
+    """Everything that decides the stored arrays besides the frames: the cache key of every output."""
+    return {"extractor": "opencv_flow", "format": EXTRACTOR_VERSION, "opencv": cv2.__version__, "method": method,
+            "method_params": _METHOD_PARAMS[method], "height": height, "width": width}
+
+
 def extract_flow(
     samples: list[Sample],
     out_dir: str | Path,
@@ -127,7 +137,8 @@ def extract_flow(
     on_error: str = "fail",
     progress: bool = True,
 ) -> dict:
-    """Write `out_dir/{id}.npz` per video (resuming: finished videos are kept) and return stats.
+    """Write `out_dir/{id}.npz` per video and return stats. Resumes: a video's output made from the
+    same frames under the same `extractor_settings` is kept, any other is computed again.
 
     Stats: videos / processed / cached / skipped (with reasons), frames, frames_per_second of this
     run's processing, mean_abs_flow (mean per-pixel flow magnitude in original-frame pixels).
@@ -136,7 +147,7 @@ def extract_flow(
     _check_size(height, width)
     settings = {"method": method, "height": height, "width": width}
     report = run_per_video(samples, out_dir, functools.partial(flow_for_video, **settings),
-                           functools.partial(_summarize_flow, **settings),
+                           functools.partial(_summarize_flow, **settings), settings=extractor_settings(**settings),
                            workers=workers, on_error=on_error, progress=progress, desc=f"flow ({method})")
     frames = sum(r.summary["frames"] for r in report.done)
     processed_frames = sum(r.summary["frames"] for r in report.with_status("processed"))

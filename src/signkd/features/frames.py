@@ -6,6 +6,7 @@ extractors see only an iterator of BGR uint8 frames, so a long video never sits 
 
 from __future__ import annotations
 
+from signkd.errors import InputError
 import re
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +18,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
-class FrameSourceError(RuntimeError):
+class FrameSourceError(InputError, RuntimeError):
     """A frame folder or video file cannot be read; the message names the path and the fix."""
 
 

@@ -74,12 +74,38 @@ POSE_VISIBILITY_MIN = 0.5
 DEFAULT_MAX_GAP = 4
 
 
+# Bump when the arrays written for the same frames and settings change (a new joint, another
+# normalisation of what is stored): every cached video is then extracted again.
+EXTRACTOR_VERSION = 2
+
+
 def _import_mediapipe():
     """Imported on first use: training code reads keypoints without paying for MediaPipe."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("GLOG_minloglevel", "2")  # glog: warnings and info off (absl lines: workers.py)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import mediapipe as mp
 
     return mp
+
+
+def extractor_settings(extractor: "KeypointExtractor | None" = None) -> dict:
+    """Everything that decides the stored arrays besides the frames (max_gap excepted: a cached
+    video is re-filled under a new max_gap without MediaPipe); the cache key of every output."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    extractor = extractor or KeypointExtractor()
+    try:
+        mediapipe_version = version("mediapipe")
+    except PackageNotFoundError:
+        mediapipe_version = "missing"
+    return {
+        "extractor": "mediapipe_holistic", "format": EXTRACTOR_VERSION, "mediapipe": mediapipe_version,
+        "model_complexity": 1, "smooth_landmarks": True, "refine_face_landmarks": False,
+        "min_detection_confidence": extractor.min_detection_confidence,
+        "min_tracking_confidence": extractor.min_tracking_confidence,
+        "pose_indices": list(POSE_INDICES), "face_indices": list(FACE_INDICES),
+        "pose_visibility_min": POSE_VISIBILITY_MIN,
+    }
 
 
 class KeypointExtractor:
@@ -289,7 +315,8 @@ def extract_keypoints(
     progress: bool = True,
 ) -> dict:
     """Write `out_dir/{id}.npz` per video and return stats. Resumes: a video's output made from the
-    same frames is kept (re-filled when only max_gap changed); `out_dir` belongs to this extraction,
+    same frames under the same `extractor_settings()` is kept (re-filled when only max_gap changed);
+    any other is extracted again; `out_dir` belongs to this extraction,
     so `.npz` files of ids not in `samples` are deleted.
 
     Stats: videos / processed / cached / skipped (with reasons) / removed_stale, frames,
@@ -301,7 +328,7 @@ def extract_keypoints(
     _check_max_gap(max_gap)  # before any worker starts
     report = run_per_video(samples, out_dir, functools.partial(keypoints_for_video, max_gap=max_gap),
                            functools.partial(_summarize_keypoints, max_gap=max_gap),
-                           refresh=functools.partial(_refresh_gaps, max_gap=max_gap),
+                           refresh=functools.partial(_refresh_gaps, max_gap=max_gap), settings=extractor_settings(),
                            workers=workers, on_error=on_error, progress=progress, desc="keypoints")
     stats = report.base_stats() | _rates([r.summary for r in report.done])
     processed_frames = sum(r.summary["frames"] for r in report.with_status("processed"))

@@ -6,21 +6,28 @@ failures the same way, and give identical files for any worker count (each video
 independently and written under its own name).
 
 The cache survives DVC reruns (the stage's output is `persist: true`), so a kept file must be
-proven to come from the current input: each output stores two fingerprints of its source, taken
-before it was read. `source_stat` (sha1 of the frame file names, sizes and mtimes) is checked
-first and costs a few `stat` calls; only when it differs is `source_sha1` (sha1 of the names and
-bytes) compared, because a re-rendered corpus or a `dvc checkout` gives new mtimes to identical
-frames, and recomputing those would waste hours of MediaPipe on real datasets. Outputs whose id
-is no longer among the samples are deleted, so a shrunk corpus leaves no stale files behind.
+proven to come from the current input and the current extractor: each output stores
+`source_sha1` (sha1 of its frame files' names and bytes, taken before they were read) and
+`extractor_settings` (the extractor's settings and version, as JSON). Both must match for the file
+to be kept; modification times never decide anything, so re-rendered or checked-out frames with
+the same bytes reuse every file and no output byte changes. Hashing every frame of a large corpus
+takes minutes, so a side index beside the output folder (`.<name>.sources.json`, not part of the
+output) remembers each video's sha1 together with its files' names, sizes and mtimes, and the hash
+is recomputed only for videos whose files look different. Outputs whose id is no longer among the
+samples are deleted, so a shrunk corpus leaves no stale files behind.
+
+Workers end with the stage, and MediaPipe's native log lines are filtered out of the terminal
+(see `signkd.features.workers`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import json
+import logging
 import multiprocessing
+import os
 import time
-import zipfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -32,25 +39,35 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from signkd.data.manifest import Sample
-from signkd.features.frames import list_image_files
-from signkd.io import load_npz, save_npz
+from signkd.errors import InputError
+from signkd.features.cache import (  # noqa: F401 - CONTENT_KEY, STAT_KEY, EXTERNAL_KEY: re-exported
+    CONTENT_KEY,
+    EXTERNAL_KEY,
+    FINGERPRINT_KEYS,
+    RESERVED_KEYS,
+    SETTINGS_KEY,
+    STAT_KEY,
+    Refresh,
+    SourceIndex,
+    Summarize,
+    cached_summary,
+    content_fingerprint,
+    settings_json,
+    stat_fingerprint,
+)
+from signkd.features.workers import die_with_parent, quiet_native_logs
+from signkd.io import save_npz, write_json
+
+log = logging.getLogger(__name__)
 
 ON_ERROR_CHOICES = ("fail", "skip")
 
-# compute(source) -> arrays to store; summarize(arrays) -> small per-video stats, raising
-# ValueError when stored arrays do not match the current settings (then they are recomputed).
-# refresh(arrays) -> arrays brought up to the current settings without recomputing (cheap derived
-# arrays), or None when they are current.
+# compute(source) -> arrays to store; summarize and refresh: see signkd.features.cache
 Compute = Callable[[Path], dict[str, np.ndarray]]
-Summarize = Callable[[dict[str, np.ndarray]], dict]
-Refresh = Callable[[dict[str, np.ndarray]], "dict[str, np.ndarray] | None"]
-
-STAT_KEY, CONTENT_KEY = "source_stat", "source_sha1"
-FINGERPRINT_KEYS = (STAT_KEY, CONTENT_KEY)  # stored in every output beside the extractor's arrays
-_READ_CHUNK = 1 << 20
+SKIP_REPORT = "skipped.json"
 
 
-class ExtractionError(RuntimeError):
+class ExtractionError(InputError, RuntimeError):
     """A video failed under on_error='fail'; the message names the video, its path and the cause."""
 
 
@@ -90,7 +107,8 @@ class RunReport:
             "cached": len(self.with_status("cached")),
             "skipped": len(skipped),
             "removed_stale": len(self.removed_stale),
-            "skipped_videos": [{"id": r.id, "source": r.source, "reason": r.reason} for r in skipped],
+            "skipped_videos": [{"id": r.id, "split": r.split, "source": r.source, "reason": r.reason}
+                               for r in skipped],
             "seconds": round(self.seconds, 3),
         }
 
@@ -104,88 +122,6 @@ def validate_options(workers: int, on_error: str) -> None:
 
 def output_path(out_dir: str | Path, sample_id: str) -> Path:
     return Path(out_dir) / f"{sample_id}.npz"
-
-
-def _source_files(source: Path) -> list[Path]:
-    return list_image_files(source) if source.is_dir() else [source]
-
-
-def stat_fingerprint(source: str | Path) -> str | None:
-    """sha1 of the source's frame file names, sizes and mtimes; None when it cannot be listed
-    (the extractor then reports why, in its own words)."""
-    digest = hashlib.sha1()
-    try:
-        for path in _source_files(Path(source)):
-            st = path.stat()
-            digest.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    except (OSError, RuntimeError):
-        return None
-    return digest.hexdigest()
-
-
-def content_fingerprint(source: str | Path) -> str | None:
-    """sha1 of the source's frame file names and bytes; None when it cannot be read."""
-    digest = hashlib.sha1()
-    try:
-        for path in _source_files(Path(source)):
-            digest.update(f"{path.name}\0".encode())
-            with open(path, "rb") as f:
-                while chunk := f.read(_READ_CHUNK):
-                    digest.update(chunk)
-    except (OSError, RuntimeError):
-        return None
-    return digest.hexdigest()
-
-
-def _fingerprints(source: Path) -> dict[str, np.ndarray]:
-    stat, content = stat_fingerprint(source), content_fingerprint(source)
-    if stat is None or content is None:
-        return {}  # stored without: never reused, which is safe
-    return {STAT_KEY: np.asarray(stat), CONTENT_KEY: np.asarray(content)}
-
-
-def _load_cached(path: Path, source: str, refresh: Refresh | None) -> tuple[dict | None, bool]:
-    """(arrays of a finished output made from this very source, whether they must be re-saved);
-    (None, False) when absent, unreadable or made from other input."""
-    try:
-        arrays = load_npz(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return None, False
-    if not set(FINGERPRINT_KEYS) <= arrays.keys():
-        return None, False
-    stat = stat_fingerprint(source)
-    if stat is None:
-        return None, False
-    dirty = False
-    if str(arrays[STAT_KEY]) != stat:
-        if content_fingerprint(source) != str(arrays[CONTENT_KEY]):
-            return None, False
-        arrays[STAT_KEY] = np.asarray(stat)  # same frames, new mtimes: check cheaply next time
-        dirty = True
-    if refresh is not None:
-        try:
-            updated = refresh(arrays)
-        except (ValueError, KeyError, IndexError, TypeError):  # arrays of another kind entirely
-            return None, False
-        if updated is not None:
-            arrays, dirty = updated, True
-    return arrays, dirty
-
-
-def _cached_summary(path: Path, source: str, summarize: Summarize, refresh: Refresh | None) -> dict | None:
-    """Summary of a reusable output (re-saved when refreshed), or None: then it must be recomputed."""
-    if not path.is_file():
-        return None
-    arrays, dirty = _load_cached(path, source, refresh)
-    if arrays is None:
-        return None
-    try:
-        summary = summarize(arrays)
-    except (ValueError, KeyError):
-        return None
-    if dirty:
-        save_npz(path, **arrays)
-    return summary
 
 
 def _remove_stale_outputs(out_dir: Path, samples: list[Sample]) -> list[str]:
@@ -203,31 +139,40 @@ def _remove_stale_temporaries(out_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _run_one(task: tuple) -> tuple[int, dict | None, str, float]:
+# A worker's answer: (index, summary or None, error text, seconds, stat fingerprint, content sha1)
+Outcome = tuple[int, "dict | None", str, float, "str | None", "str | None"]
+
+
+def _run_one(task: tuple) -> Outcome:
     """Worker body: compute, summarise, save atomically; an error comes back as text, not a traceback."""
-    index, _, source, out_path, compute, summarize = task
+    index, _, source, out_path, compute, summarize, settings = task
     start = time.perf_counter()
+    stat = sha1 = None
     try:
-        fingerprints = _fingerprints(Path(source))  # before reading: a change during compute shows next time
+        # fingerprints before reading: frames changed during compute show up as changed next time
+        stat, sha1 = stat_fingerprint(source), content_fingerprint(source)
         arrays = compute(Path(source))
-        reserved = set(arrays) & set(FINGERPRINT_KEYS)
+        reserved = set(arrays) & set(RESERVED_KEYS)
         if reserved:
             raise ValueError(f"extractor output uses reserved names {sorted(reserved)}")
         summary = summarize(arrays)  # before saving: arrays it rejects are never cached
+        fingerprints = {} if stat is None or sha1 is None else {  # stored without: never reused, which is safe
+            CONTENT_KEY: np.asarray(sha1), SETTINGS_KEY: np.asarray(settings)}
         save_npz(out_path, **arrays, **fingerprints)
     except Exception as exc:  # reported per video by the parent, under the on_error policy
-        return index, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - start
-    return index, summary, "", time.perf_counter() - start
+        return index, None, f"{type(exc).__name__}: {exc}", time.perf_counter() - start, None, None
+    return index, summary, "", time.perf_counter() - start, stat, sha1
 
 
-def _init_worker() -> None:
-    """One OpenCV thread per worker process: N workers on N cores, not N x cores threads."""
+def _init_worker(parent_pid: int) -> None:
+    """Die with the stage; one OpenCV thread per worker process (N workers on N cores, not N x cores)."""
+    die_with_parent(parent_pid)
     import cv2
 
     cv2.setNumThreads(1)
 
 
-def _pool_results(tasks: list[tuple], workers: int) -> Iterator[tuple[int, dict | None, str, float]]:
+def _pool_results(tasks: list[tuple], workers: int) -> Iterator[Outcome]:
     if not tasks:
         return
     if workers == 1:
@@ -237,7 +182,8 @@ def _pool_results(tasks: list[tuple], workers: int) -> Iterator[tuple[int, dict 
     # ProcessPoolExecutor, not multiprocessing.Pool: a worker killed by the OS (out of memory)
     # breaks the executor with an error, where a Pool would wait for its lost task forever.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_init_worker,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_run_one, task): task for task in tasks}
         try:
             for future in as_completed(futures):
@@ -267,14 +213,18 @@ def run_per_video(
     progress: bool = True,
     desc: str = "extract",
     refresh: Refresh | None = None,
+    settings: dict | None = None,
+    quiet: bool = True,
 ) -> RunReport:
     """Write `out_dir/{id}.npz` for every sample without a reusable output; see the module docstring.
 
-    A sample's frames_dir is read as given (relative paths from the current directory, which
-    is the repository root under DVC). `compute` and `summarize` must be picklable (module-level
-    functions or functools.partial of them) because workers are spawned processes. An output that
-    cannot be reused is deleted before its video is recomputed, so a video skipped under
-    on_error='skip' never keeps an output from older input.
+    `settings` describes the extractor (its parameters and version; JSON-serialisable): outputs made
+    under other settings are recomputed. A sample's frames_dir is read as given (relative paths
+    from the current directory, which is the repository root under DVC). `compute` and `summarize`
+    must be picklable (module-level functions or functools.partial of them) because workers are
+    spawned processes. An output that cannot be reused is deleted before its video is recomputed,
+    so a video skipped under on_error='skip' never keeps an output from older input. `quiet`
+    filters MediaPipe/TFLite info lines out of stderr while extracting.
     """
     validate_options(workers, on_error)
     duplicates = sorted(i for i, n in Counter(s.id for s in samples).items() if n > 1)
@@ -284,38 +234,69 @@ def run_per_video(
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out_dir)
     removed = _remove_stale_outputs(out_dir, samples)
+    settings_text = settings_json(settings or {})
+    index = SourceIndex(out_dir)
 
     results: list[VideoResult | None] = [None] * len(samples)
     tasks = []
-    for index, sample in enumerate(samples):
-        path = output_path(out_dir, sample.id)
-        summary = _cached_summary(path, sample.frames_dir, summarize, refresh)
-        if summary is not None:
-            results[index] = VideoResult(sample.id, sample.split, sample.frames_dir, "cached", summary)
-        else:
-            path.unlink(missing_ok=True)
-            tasks.append((index, sample.id, sample.frames_dir, path, compute, summarize))
-
     start = time.perf_counter()
-    bar = tqdm(total=len(samples), initial=len(samples) - len(tasks), desc=desc, unit="video",
-               disable=not progress, dynamic_ncols=True)
+    try:
+        for i, sample in enumerate(samples):
+            path = output_path(out_dir, sample.id)
+            summary = cached_summary(path, sample, index, settings_text, summarize, refresh)
+            if summary is not None:
+                results[i] = VideoResult(sample.id, sample.split, sample.frames_dir, "cached", summary)
+            else:
+                path.unlink(missing_ok=True)
+                tasks.append((i, sample.id, sample.frames_dir, path, compute, summarize, settings_text))
+        start = time.perf_counter()  # the time spent on videos not cached
+        with quiet_native_logs(quiet and bool(tasks)) as terminal:
+            _collect(tasks, samples, results, index, workers=workers, on_error=on_error, desc=desc,
+                     bar=tqdm(total=len(samples), initial=len(samples) - len(tasks), desc=desc, unit="video",
+                              disable=not progress, dynamic_ncols=True, file=terminal))
+    finally:
+        index.save(samples)
+    return RunReport([r for r in results if r is not None], time.perf_counter() - start, removed)
+
+
+def _collect(tasks: list[tuple], samples: list[Sample], results: list, index: SourceIndex, *, workers: int,
+             on_error: str, desc: str, bar) -> None:
+    """Run the tasks, filling `results` and the source index; raise on the first failure under 'fail'."""
     try:
         # closing(): a failure stops the pool at once, not when the traceback is garbage-collected.
         with contextlib.closing(_pool_results(tasks, workers)) as outcomes:
-            for index, summary, error, seconds in outcomes:
-                sample = samples[index]
+            for i, summary, error, seconds, stat, sha1 in outcomes:
+                sample = samples[i]
                 if error:
                     if on_error == "fail":
                         raise ExtractionError(
                             f"{desc} failed for video '{sample.id}' ({sample.frames_dir}): {error}. "
                             "Fix or remove this video, or set on_error: skip to leave it out and go on."
                         )
-                    results[index] = VideoResult(sample.id, sample.split, sample.frames_dir, "skipped",
-                                                 reason=error, seconds=seconds)
+                    log.warning("%s: skipped video '%s' (%s): %s", desc, sample.id, sample.frames_dir, error)
+                    results[i] = VideoResult(sample.id, sample.split, sample.frames_dir, "skipped",
+                                             reason=error, seconds=seconds)
                 else:
-                    results[index] = VideoResult(sample.id, sample.split, sample.frames_dir, "processed",
-                                                 summary, seconds=seconds)
+                    index.record(sample, stat, sha1)
+                    results[i] = VideoResult(sample.id, sample.split, sample.frames_dir, "processed",
+                                             summary, seconds=seconds)
                 bar.update(1)
     finally:
         bar.close()
-    return RunReport([r for r in results if r is not None], time.perf_counter() - start, removed)
+
+
+def write_skip_report(report_dir: str | Path, stats: dict) -> Path:
+    """`<report_dir>/skipped.json`: every video left out under on_error='skip', with its reason
+    (an empty list when none was), so a skipped video is never only a count."""
+    path = Path(report_dir) / SKIP_REPORT
+    write_json(path, list(stats.get("skipped_videos", [])))
+    return path
+
+
+def read_skip_report(report_dir: str | Path) -> dict[str, str]:
+    """id -> reason from a stage's skipped.json; {} when there is none or it is unreadable."""
+    try:
+        entries = json.loads((Path(report_dir) / SKIP_REPORT).read_text(encoding="utf-8"))
+        return {str(e["id"]): str(e.get("reason", "")) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}

@@ -9,20 +9,23 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from signkd.io import atomic_path, write_json
-from signkd.models.recognizer import KeypointStudent, MultiModalTeacher
+from signkd.models.recognizer import MODALITIES, MultiModalTeacher, Student
 
 WEIGHTS = "model.safetensors"
 CONFIG = "model.json"
 
 
 def build_model(config: dict) -> nn.Module:
+    """Rebuild a model from its checkpoint config (what `experiment.*_config` wrote)."""
     kind = config["kind"]
     if kind == "student":
-        return KeypointStudent(config["keypoint_dim"], config["hidden"], config["num_classes"], config["dropout"])
+        modality = config.get("modality", "keypoints")
+        return Student(modality, config["keypoint_dim"], config["hidden"], config["num_classes"], config["dropout"],
+                       config.get("cnn_width", 16))
     if kind == "teacher":
         return MultiModalTeacher(
             config["keypoint_dim"], config["hidden"], config["num_classes"], config["fusion"], config["dropout"],
-            config.get("cnn_width", 32), config.get("modality_dropout", 0.0),
+            config.get("cnn_width", 32), config.get("modality_dropout", 0.0), tuple(config.get("modalities", MODALITIES)),
         )
     raise ValueError(f"unknown model kind {kind!r} in checkpoint config")
 

@@ -6,6 +6,7 @@ thousand frames); video frames are resized on load to the size the video stream 
 
 from __future__ import annotations
 
+from signkd.errors import InputError
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 FLOW_UNIT = 2.0  # pixels; flow fields are divided by this so typical values are O(1)
 
 
-class UnknownGlossError(ValueError):
+class UnknownGlossError(InputError, ValueError):
     """A training sentence uses a gloss outside the vocabulary built by `prepare`."""
 
 
@@ -166,23 +167,26 @@ def collate(items: list[Item]) -> dict[str, torch.Tensor]:
     for key in items[0].tensors:
         first = items[0].tensors[key]
         t_max = max(it.tensors[key].shape[0] for it in items)
-        padded = torch.zeros((len(items), t_max, *first.shape[1:]), dtype=first.dtype)
+        padded = torch.zeros((len(items), t_max, *first.shape[1:]), dtype=torch.float32)
         for i, it in enumerate(items):
             x = it.tensors[key]
-            padded[i, : x.shape[0]] = x
-        batch[key] = _to_float(key, padded)
+            padded[i, : x.shape[0]] = _to_float(key, x)  # padding stays 0 after normalisation
+        batch[key] = padded
     batch["targets"] = torch.tensor([c for it in items for c in it.labels], dtype=torch.long)
     batch["target_lengths"] = torch.tensor([len(it.labels) for it in items], dtype=torch.long)
     return batch
 
 
 def _to_float(key: str, x: torch.Tensor) -> torch.Tensor:
+    """Model input scale: video uint8 -> [-0.5, 0.5]; everything else as stored."""
     if key == "video":
         return x.float().div_(255.0).sub_(0.5)
     return x.float()
 
 
-def batches(items: list[Item], batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
+def batches(items: list[Item], batch_size: int, shuffle: bool, generator: torch.Generator | None = None, transform=None):
+    """Collated batches in order (or shuffled); `transform` maps each item first (augmentation)."""
     order = torch.randperm(len(items), generator=generator).tolist() if shuffle else list(range(len(items)))
     for i in range(0, len(order), batch_size):
-        yield collate([items[j] for j in order[i : i + batch_size]])
+        chunk = [items[j] for j in order[i : i + batch_size]]
+        yield collate([transform(it) for it in chunk] if transform is not None else chunk)

@@ -3,7 +3,8 @@
 The frozen multi-modal teacher's outputs are precomputed once; the student then learns from
   (1 - alpha) * CTC(ground truth)
   + alpha * T^2 * [KL(teacher || student) on the sequence head + on the conv head]
-  + sum over levels (frame, temporal, sequence) of w_level * MSE(adapter(student feature), teacher feature)
+  + sum over levels (frame, temporal, sequence) of w_level * MSE(adapter(student feature), teacher feature),
+    both features standardised per step (see `feature_mse`)
 The adapters are small learned projections from the student's width to the teacher's.
 """
 
@@ -32,9 +33,11 @@ class KDConfig:
 
 
 @torch.no_grad()
-def attach_teacher_outputs(teacher: nn.Module, items: list[Item], batch_size: int = 8) -> None:
+def attach_teacher_outputs(
+    teacher: nn.Module, items: list[Item], batch_size: int = 8, keep: tuple[str, ...] = ("keypoints",)
+) -> None:
     """Run the frozen teacher once and store its features/logits on each item (then drop the
-    video and flow inputs the student never sees)."""
+    input modalities not in `keep`: those the student never sees)."""
     teacher.eval()
     device = next(teacher.parameters()).device
     for start in range(0, len(items), batch_size):
@@ -50,8 +53,9 @@ def attach_teacher_outputs(teacher: nn.Module, items: list[Item], batch_size: in
                 "t_seq_logits": out.seq_logits[i, :m].to("cpu", copy=True),
             })
     for it in items:
-        it.tensors.pop("video", None)
-        it.tensors.pop("flow", None)
+        for modality in ("video", "keypoints", "flow"):
+            if modality not in keep:
+                it.tensors.pop(modality, None)
 
 
 def _mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
@@ -69,8 +73,12 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, lengt
 
 
 def feature_mse(student: torch.Tensor, teacher: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """MSE between per-step standardised features (zero mean, unit variance over the feature
+    axis), so each level's loss is O(1) whatever the scale of its activations and no level
+    swamps the others; the level weights alone set their balance."""
     t = student.shape[1]
-    err = (student - teacher[:, :t]).pow(2).mean(-1)
+    s, te = F.layer_norm(student, student.shape[-1:]), F.layer_norm(teacher[:, :t], teacher.shape[-1:])
+    err = (s - te).pow(2).mean(-1)
     mask = _mask(lengths, t)
     return (err * mask).sum() / mask.sum().clamp(min=1)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -14,9 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from signkd.decode import decode
+from signkd.inference import DecodeConfig, TorchBackend, score
 from signkd.models.recognizer import RecognizerOutput
-from signkd.scoring import WerResult, official_wer
+from signkd.scoring import WerResult
+from signkd.seeding import set_seed
+from signkd.training.augment import AugmentConfig, augment_item
 from signkd.training.data import Item, Vocabulary, batches
 
 LossFn = Callable[[RecognizerOutput, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
@@ -31,20 +32,14 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int
     lr: float
     batch_size: int
     seed: int
-    decoder: str = "beam"
-    beam_width: int = 5
+    decoding: DecodeConfig = DecodeConfig()
+    augment: AugmentConfig = AugmentConfig()
     clean: str = "none"  # hypothesis/reference clean-up of the dataset's official scoring
 
 
@@ -63,34 +58,33 @@ def masked_ctc(logits: torch.Tensor, lengths: torch.Tensor, batch: dict[str, tor
 
 
 def ctc_loss(out: RecognizerOutput, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    """VAC-style: CTC on the sequence head and on the temporal-conv head."""
+    """VAC-style: CTC on the sequence head and on the temporal-conv head, plus each stream's own
+    head in a multi-stream teacher (so every stream learns to recognise, not only the fusion)."""
     seq = masked_ctc(out.seq_logits, out.lengths, batch)
     conv = masked_ctc(out.conv_logits, out.lengths, batch)
-    return seq + conv, {"ctc_seq": seq.item(), "ctc_conv": conv.item()}
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module, items: list[Item], vocab: Vocabulary, decoder: str = "beam", beam_width: int = 5, batch_size: int = 8
-) -> list[list[str]]:
-    """Gloss hypotheses from the sequence head."""
-    model.eval()
-    device = next(model.parameters()).device
-    hyps: list[list[str]] = []
-    for batch in batches(items, batch_size, shuffle=False):
-        out = model(to_device(batch, device))
-        log_probs = out.seq_logits.log_softmax(-1).cpu().numpy()
-        for lp, n in zip(log_probs, out.lengths.tolist()):
-            hyps.append(vocab.decode(decode(lp[:n], decoder, beam_width)))
-    return hyps
+    total, parts = seq + conv, {"ctc_seq": seq.item(), "ctc_conv": conv.item()}
+    for name, logits in out.stream_logits.items():
+        stream = masked_ctc(logits, out.lengths, batch)
+        total = total + stream
+        parts[f"ctc_{name}"] = stream.item()
+    return total, parts
 
 
 def evaluate(
-    model: nn.Module, items: list[Item], vocab: Vocabulary, decoder: str = "beam", beam_width: int = 5, clean: str = "none"
+    model: nn.Module, items: list[Item], vocab: Vocabulary, decoding: DecodeConfig = DecodeConfig(), clean: str = "none"
 ) -> tuple[WerResult, list[list[str]]]:
-    """Official (sclite-equivalent) WER of the model's hypotheses, and the hypotheses."""
-    hyps = predict(model, items, vocab, decoder, beam_width)
-    return official_wer([list(it.glosses) for it in items], hyps, clean=clean), hyps
+    """Official WER and hypotheses of a PyTorch model, through the project's one inference path."""
+    return score(TorchBackend(model), items, vocab.glosses, decoding, clean)
+
+
+def _augmenter(cfg: AugmentConfig, seed: int, items: list[Item]):
+    """Per-item augmentation, seeded; frame-aligned teacher targets (distillation) keep the
+    frame count, so only the spatial transforms apply to them."""
+    if not cfg.active:
+        return None
+    rng = np.random.default_rng(seed)
+    temporal = not any(k.startswith("t_") for k in items[0].tensors)
+    return lambda item: augment_item(item, cfg, rng, temporal=temporal)
 
 
 def train(
@@ -99,11 +93,12 @@ def train(
     dev_items: list[Item],
     vocab: Vocabulary,
     cfg: TrainConfig,
-    loss_fn: LossFn | nn.Module = ctc_loss,
+    loss_fn: LossFn | nn.Module | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     desc: str = "train",
 ) -> TrainResult:
     """Adam with cosine decay; keeps the weights of the epoch with the lowest dev WER."""
+    loss_fn = loss_fn if loss_fn is not None else ctc_loss
     set_seed(cfg.seed)
     device = default_device()
     model.to(device)
@@ -118,13 +113,14 @@ def train(
         optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
     )
     generator = torch.Generator().manual_seed(cfg.seed)
+    transform = _augmenter(cfg.augment, cfg.seed, train_items)
     result = TrainResult(best_epoch=-1, best_dev_wer=math.inf)
     best_state = copy.deepcopy(model.state_dict())
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch")
     for epoch in bar:
         model.train()
         totals: dict[str, float] = {}
-        for batch in batches(train_items, cfg.batch_size, shuffle=True, generator=generator):
+        for batch in batches(train_items, cfg.batch_size, shuffle=True, generator=generator, transform=transform):
             batch = to_device(batch, device)
             loss, parts = loss_fn(model(batch), batch)
             if not torch.isfinite(loss):
@@ -136,7 +132,7 @@ def train(
             scheduler.step()
             for k, v in {"loss": loss.item(), **parts}.items():
                 totals[k] = totals.get(k, 0.0) + v / steps_per_epoch
-        dev, _ = evaluate(model, dev_items, vocab, cfg.decoder, cfg.beam_width, cfg.clean)
+        dev, _ = evaluate(model, dev_items, vocab, cfg.decoding, cfg.clean)
         record = {"epoch": epoch, **{f"train_{k}": v for k, v in totals.items()}, "dev_wer": dev.wer}
         result.history.append(record)
         if dev.wer < result.best_dev_wer:

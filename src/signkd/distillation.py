@@ -1,0 +1,94 @@
+"""Distillation recipes (`kd.recipe`), shared by the `tune` and `distill` stages and the studies.
+
+* `logits` -- KD-MSLRT's recipe: CTC + temperature-scaled KL on both CTC heads; no feature losses.
+* `hkd` -- SignKD's hierarchical KD: the KL terms plus feature losses at frame, temporal and
+  sequence level through learned adapters (`kd.level_weights`).
+* `chain` -- teacher -> assistant -> student: a smaller multi-stream assistant
+  (`kd.assistant_modalities`, e.g. video + keypoints) is first distilled from the teacher with
+  HKD, then the student is distilled from the assistant, which is closer to it in what it sees.
+
+The teacher's outputs are precomputed once per training video by the `teacher_targets` stage
+(out-of-fold by default, see signkd.teacher_targets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from torch import nn
+
+from signkd.experiment import (
+    keypoint_dim, load_splits, log_epoch, new_model, student_config, teacher_config, train_config,
+)
+from signkd.models.checkpoint import freeze
+from signkd.params import Params
+from signkd.teacher_targets import load_targets
+from signkd.training.data import Item, Vocabulary
+from signkd.training.kd import LEVELS, HKDLoss, KDConfig, attach_teacher_outputs
+from signkd.training.trainer import TrainResult, train
+
+RECIPES = ("logits", "hkd", "chain")
+
+
+@dataclass(frozen=True)
+class Distilled:
+    student: nn.Module
+    result: TrainResult
+    config: dict
+    assistant_dev_wer: float | None = None
+
+
+def kd_config(params: Params, temperature: float, recipe: str, alpha: float | None = None,
+              level_weights: dict[str, float] | None = None) -> KDConfig:
+    """The loss weights of a recipe: `logits` switches the feature levels off."""
+    weights = level_weights if level_weights is not None else params.kd.level_weights.model_dump()
+    if recipe == "logits":
+        weights = {level: 0.0 for level in LEVELS}
+    return KDConfig(alpha=params.kd.alpha if alpha is None else alpha, temperature=temperature, level_weights=weights)
+
+
+def load_distillation_data(params: Params, vocab: Vocabulary, targets_dir: Path) -> dict[str, list[Item]]:
+    """Train items carry the teacher's targets (from the `teacher_targets` stage) and the inputs
+    the student (and, for a chain, the assistant) reads; dev/test carry what they are evaluated on."""
+    keep = _student_inputs(params)
+    items = load_splits(params, vocab, keep)
+    load_targets(items["train"], targets_dir, keep)
+    return items
+
+
+def _student_inputs(params: Params) -> tuple[str, ...]:
+    chain = tuple(params.kd.assistant_modalities) if params.kd.recipe == "chain" else ()
+    return tuple(dict.fromkeys((params.student.modality,) + chain))
+
+
+def _assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict,
+               temperature: float, epochs: int | None, desc: str) -> tuple[nn.Module, dict, TrainResult]:
+    """The chain's middle model: a multi-stream model over fewer streams, distilled with HKD."""
+    config = teacher_config(params, keypoint_dim(params), vocab) | {"modalities": list(params.kd.assistant_modalities)}
+    assistant = new_model(config, params.seed)
+    loss = HKDLoss(config["hidden"], teacher_cfg["hidden"], kd_config(params, temperature, "hkd"))
+    result = train(assistant, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, None,
+                   f"{desc} (assistant)")
+    return assistant, config, result
+
+
+def distill_student(
+    params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict, temperature: float,
+    epochs: int | None = None, on_epoch=log_epoch, desc: str = "distill", alpha: float | None = None,
+    level_weights: dict[str, float] | None = None,
+) -> Distilled:
+    """Train a fresh student with the configured recipe; returns it with its training record."""
+    recipe = params.kd.recipe
+    source_hidden, assistant_wer = teacher_cfg["hidden"], None
+    if recipe == "chain":
+        assistant, a_cfg, a_result = _assistant(params, items, vocab, teacher_cfg, temperature, epochs, desc)
+        # the student learns from the assistant's outputs; copies keep the teacher's for the next call
+        items = {**items, "train": [replace(it, tensors=dict(it.tensors)) for it in items["train"]]}
+        attach_teacher_outputs(freeze(assistant), items["train"], keep=(params.student.modality,))
+        source_hidden, assistant_wer = a_cfg["hidden"], a_result.best_dev_wer
+    config = student_config(params, keypoint_dim(params), vocab)
+    student = new_model(config, params.seed)
+    loss = HKDLoss(config["hidden"], source_hidden, kd_config(params, temperature, recipe, alpha, level_weights))
+    result = train(student, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, on_epoch, desc)
+    return Distilled(student, result, config, assistant_wer)

@@ -1,0 +1,99 @@
+"""The one path from features to gloss hypotheses.
+
+Training-time evaluation, every stage's dev/test scoring, `tune`, `quantize`, `correct` and
+`signkd recognize` all call `transcribe` (or `score`, which adds the official WER). Only the
+backend that turns a model input into per-step log-probabilities differs: a PyTorch model
+(batched; the models are padding-independent, so batching does not change a hypothesis) or an
+ONNX Runtime session (one utterance at a time, as deployed). Model inputs are built by the same
+`collate` that training uses, so an exported model sees exactly the tensors it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from signkd.decode import decode
+from signkd.scoring import WerResult, official_wer
+from signkd.training.data import Item, batches, collate
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    method: str = "beam"  # greedy | beam
+    beam_width: int = 5
+
+
+class LogProbBackend(Protocol):
+    def log_probs(self, items: Sequence[Item]) -> list[np.ndarray]:
+        """Per item, the sequence head's log-probabilities over its valid steps: [T', C]."""
+
+
+class TorchBackend:
+    """A PyTorch recogniser in eval mode, run on padded batches."""
+
+    def __init__(self, model: nn.Module, batch_size: int = 8):
+        self.model = model
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def log_probs(self, items: Sequence[Item]) -> list[np.ndarray]:
+        was_training = self.model.training
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        result: list[np.ndarray] = []
+        try:
+            for batch in batches(list(items), self.batch_size, shuffle=False):
+                out = self.model({k: v.to(device) for k, v in batch.items()})
+                lp = out.seq_logits.log_softmax(-1).cpu().numpy()
+                result.extend(lp[i, :n] for i, n in enumerate(out.lengths.tolist()))
+        finally:
+            self.model.train(was_training)
+        return result
+
+
+class OnnxBackend:
+    """An exported recogniser under ONNX Runtime on the CPU, one unpadded utterance at a time."""
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def run(self, item: Item) -> np.ndarray:
+        batch = collate([item])
+        missing = [name for name in self.inputs if name not in batch]
+        if missing:
+            raise ValueError(f"{self.path} needs input(s) {missing}, but sample {item.id} has {sorted(item.tensors)}")
+        return self.session.run(None, {name: batch[name].numpy() for name in self.inputs})[0][0]
+
+    def log_probs(self, items: Sequence[Item]) -> list[np.ndarray]:
+        return [self.run(it) for it in items]
+
+
+def glosses_from_log_probs(log_probs: np.ndarray, glosses: Sequence[str], decoding: DecodeConfig) -> list[str]:
+    """Decode one utterance; class c > 0 is glosses[c - 1], class 0 the CTC blank."""
+    return [glosses[c - 1] for c in decode(log_probs, decoding.method, decoding.beam_width)]
+
+
+def transcribe(backend: LogProbBackend, items: Sequence[Item], glosses: Sequence[str], decoding: DecodeConfig) -> list[list[str]]:
+    """Gloss hypotheses, one list per item."""
+    return [glosses_from_log_probs(lp, glosses, decoding) for lp in backend.log_probs(items)]
+
+
+def score(
+    backend: LogProbBackend, items: Sequence[Item], glosses: Sequence[str], decoding: DecodeConfig, clean: str = "none"
+) -> tuple[WerResult, list[list[str]]]:
+    """Official (sclite-equivalent) WER of the hypotheses against the items' references."""
+    hyps = transcribe(backend, items, glosses, decoding)
+    return official_wer([list(it.glosses) for it in items], hyps, clean=clean), hyps

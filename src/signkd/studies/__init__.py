@@ -1,0 +1,1 @@
+"""Multi-seed studies: the modality study and the distillation ablation."""

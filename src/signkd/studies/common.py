@@ -1,0 +1,132 @@
+"""What every multi-seed study shares: variant params, cached runs, seed summaries, charts.
+
+A claim about two models needs more than one seed on one small test set, so each study trains
+every model with several seeds and reports the mean test WER, its spread over seeds, and a 95%
+bootstrap interval of that mean over test utterances (resampling the same utterances for every
+seed, so the interval reflects the test set's size as well as the seeds). Each finished run is
+cached as JSON, keyed on everything that shapes it, so an interrupted study resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from signkd.experiment import load_splits
+from signkd.io import write_json
+from signkd.params import Params
+from signkd.scoring import BOOTSTRAP_RESAMPLES, CI_LEVEL, utterance_counts
+from signkd.training.data import Item, Vocabulary
+
+ALL_INPUTS = ("video", "keypoints", "flow")
+
+
+def with_updates(params: Params, **sections: dict) -> Params:
+    """A copy of params with some fields of some sections replaced (params are frozen)."""
+    updates = {}
+    for name, fields in sections.items():
+        current = getattr(params, name)
+        updates[name] = current.model_copy(update=fields) if hasattr(current, "model_copy") else fields
+    return params.model_copy(update=updates)
+
+
+def only(items: list[Item], modalities: tuple[str, ...]) -> list[Item]:
+    """The same items with only the inputs a model reads (the rest is not collated for nothing)."""
+    return [replace(it, tensors={k: v for k, v in it.tensors.items() if k in modalities or k.startswith("t_")}) for it in items]
+
+
+def load_all(params: Params, vocab: Vocabulary) -> dict[str, list[Item]]:
+    return load_splits(params, vocab, ALL_INPUTS)
+
+
+def run_key(params: Params, name: str, seed: int, extra: dict | None = None) -> str:
+    """Everything that shapes a run: its params (all sections), the variant name, seed, extras."""
+    blob = json.dumps({"params": params.model_dump(mode="json", by_alias=True), "name": name, "seed": seed,
+                       "extra": extra or {}}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cached(study_dir: Path, name: str, seed: int, key: str, run: Callable[[], dict]) -> dict:
+    """The run's result from `study_dir/<name>-seed<seed>.json` if its key matches, else run it."""
+    path = study_dir / f"{name}-seed{seed}.json"
+    if path.is_file():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("key") == key:
+            return stored
+    result = {"key": key, "name": name, "seed": seed, **run()}
+    write_json(path, result)
+    return result
+
+
+def test_record(items: list[Item], hyps: list[list[str]], clean: str) -> dict:
+    """Per-utterance counts of a run's test hypotheses (what the seed summary resamples)."""
+    counts = utterance_counts([list(it.glosses) for it in items], hyps, clean=clean)
+    return {"test_ids": [it.id for it in items], "test_hyps": [" ".join(h) for h in hyps],
+            "test_errors": [s + d + i for s, d, i, _ in counts], "test_ref_words": [n for *_, n in counts]}
+
+
+def seed_mean_interval(errors: np.ndarray, ref_words: np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                       level: float = CI_LEVEL, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean-over-seeds corpus WER; errors [S, U], ref_words [U]."""
+    rng = np.random.default_rng(seed)
+    u = ref_words.shape[0]
+    idx = rng.integers(0, u, size=(n_resamples, u))
+    refs = ref_words[idx].sum(1)
+    keep = refs > 0
+    wers = (errors[:, idx].sum(2) / np.maximum(refs, 1)[None]).mean(0)[keep] * 100.0
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(wers, tail)), float(np.percentile(wers, 100 - tail))
+
+
+def summarize(runs: list[dict]) -> dict:
+    """`test_wer_mean/std/ci_low/ci_high` and `seeds` over runs of one model on one test set."""
+    ids = runs[0]["test_ids"]
+    if any(r["test_ids"] != ids for r in runs):
+        raise ValueError("runs of one model were scored on different test sets")
+    errors = np.array([r["test_errors"] for r in runs], dtype=np.int64)
+    refs = np.array(runs[0]["test_ref_words"], dtype=np.int64)
+    wers = errors.sum(1) / refs.sum() * 100.0
+    low, high = seed_mean_interval(errors, refs)
+    return {"test_wer_mean": round(float(wers.mean()), 3), "test_wer_std": round(float(wers.std(ddof=1)) if len(runs) > 1 else 0.0, 3),
+            "test_wer_ci_low": round(low, 3), "test_wer_ci_high": round(high, 3), "seeds": len(runs),
+            "dev_wer_mean": round(float(np.mean([r["dev_wer"] for r in runs])), 3)}
+
+
+def bar_chart(summary: dict[str, dict], path: Path, title: str) -> Path:
+    """Mean test WER per model, the bootstrap interval as error bars, each seed as a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from signkd.io import atomic_path
+
+    names = list(summary)
+    means = [summary[n]["test_wer_mean"] for n in names]
+    err = np.array([[m - summary[n]["test_wer_ci_low"], summary[n]["test_wer_ci_high"] - m] for n, m in zip(names, means)]).T
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(names)), 3.6))
+    ax.bar(range(len(names)), means, yerr=err, capsize=4, color="#6a8caf")
+    for i, n in enumerate(names):
+        seeds = summary[n].get("seed_wers", [])
+        ax.scatter([i] * len(seeds), seeds, color="black", s=8, zorder=3)
+    ax.set_xticks(range(len(names)), names, rotation=25, ha="right")
+    ax.set_ylabel("test WER % (mean, 95% CI)")
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def markdown_table(summary: dict[str, dict], labels: dict[str, str]) -> str:
+    lines = ["| model | test WER % mean ± std (3 seeds) | 95% CI | dev WER % mean |", "|---|---:|---:|---:|"]
+    for name, s in summary.items():
+        lines.append(f"| {labels.get(name, name)} (`{name}`) | {s['test_wer_mean']:.2f} ± {s['test_wer_std']:.2f} | "
+                     f"[{s['test_wer_ci_low']:.2f}, {s['test_wer_ci_high']:.2f}] | {s['dev_wer_mean']:.2f} |")
+    return "\n".join(lines)

@@ -1,0 +1,159 @@
+"""The distillation ablation: how much of the teacher-student gap does each recipe recover?
+
+For each seed: the teacher of params.yaml, then for both students (`keypoints`, `video`) the
+student without distillation (`no_kd`) and distilled from that seed's teacher by each recipe
+(`logits`, `hkd`, `chain`; see signkd.distillation). Writes
+
+  reports/kd_ablation/metrics.json   {"<student>": {"<recipe>": {"test_wer_mean", "test_wer_std",
+                                      "test_wer_ci_low", "test_wer_ci_high", "seeds"}, ...,
+                                      "gap_recovered": {"<recipe>": (no_kd - recipe) / (no_kd - teacher)}}}
+  reports/kd_ablation/README.md, wer.png, alignment.png
+
+Run: `make kd-ablation`; runs are cached in models/studies/kd_ablation/, so it resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from signkd.distillation import RECIPES, distill_student
+from signkd.experiment import (
+    decoding, keypoint_dim, new_model, scoring_clean, student_config, teacher_config, train_config, vocabulary,
+)
+from signkd.io import write_json, write_text
+from signkd.models.checkpoint import freeze, load_checkpoint, save_checkpoint
+from signkd.params import Params, load_params
+from signkd.studies.common import bar_chart, cached, load_all, markdown_table, only, run_key, summarize, test_record, with_updates
+from signkd.training.kd import attach_teacher_outputs
+from signkd.training.trainer import evaluate, train
+from signkd.tuning import kd_settings
+
+STUDY_DIR = Path("models/studies/kd_ablation")
+REPORT_DIR = Path("reports/kd_ablation")
+STUDENTS = ("keypoints", "video")
+
+
+def _evaluate(model, params, data, vocab, result) -> dict:
+    test, hyps = evaluate(model, data["test"], vocab, decoding(params), scoring_clean(params))
+    return {"dev_wer": result.best_dev_wer, "test_wer": test.wer, "best_epoch": result.best_epoch,
+            **test_record(data["test"], hyps, scoring_clean(params))}
+
+
+def teacher_run(params: Params, items: dict, vocab) -> tuple[dict, object, dict]:
+    seed = params.seed
+    directory = STUDY_DIR / f"teacher-seed{seed}"
+
+    def fit() -> dict:
+        config = teacher_config(params, keypoint_dim(params), vocab)
+        model = new_model(config, seed)
+        data = {k: only(v, tuple(params.teacher.modalities)) for k, v in items.items()}
+        result = train(model, data["train"], data["dev"], vocab, train_config(params, params.teacher), None, None, f"teacher {seed}")
+        save_checkpoint(model, config, directory)
+        return _evaluate(model, params, data, vocab, result)
+
+    record = cached(STUDY_DIR, "teacher", seed, run_key(params, "teacher", seed), fit)
+    if not (directory / "model.safetensors").is_file():  # result cached but checkpoint lost: refit
+        (STUDY_DIR / f"teacher-seed{seed}.json").unlink()
+        record = cached(STUDY_DIR, "teacher", seed, run_key(params, "teacher", seed), fit)
+    model, config = load_checkpoint(directory)
+    return record, model, config
+
+
+def student_run(params: Params, recipe: str, items: dict, vocab, teacher, teacher_cfg, kd: dict) -> dict:
+    modality, seed = params.student.modality, params.seed
+    name = f"{modality}-{recipe}"
+
+    def fit() -> dict:
+        keep = (modality,) + (tuple(params.kd.assistant_modalities) if recipe == "chain" else ())
+        if recipe == "no_kd":
+            config = student_config(params, keypoint_dim(params), vocab)
+            model = new_model(config, seed)
+            data = {k: only(v, (modality,)) for k, v in items.items()}
+            result = train(model, data["train"], data["dev"], vocab, train_config(params, params.student), None, None, name)
+        else:
+            train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], tuple(teacher_cfg["modalities"]) + keep)]
+            attach_teacher_outputs(freeze(teacher), train_items, keep=keep)
+            data = {"train": train_items, "dev": only(items["dev"], keep), "test": only(items["test"], (modality,))}
+            out = distill_student(with_updates(params, kd={"recipe": recipe}), data, vocab, teacher_cfg, temp, on_epoch=None,
+                                  desc=name, alpha=kd["alpha"], level_weights=kd["level_weights"])
+            model, config, result = out.student, out.config, out.result
+        save_checkpoint(model, config, STUDY_DIR / f"{name}-seed{seed}")
+        return _evaluate(model, params, {"test": only(items["test"], (modality,))}, vocab, result)
+
+    temp = kd["temperature"]
+    return cached(STUDY_DIR, name, seed, run_key(params, name, seed, kd), fit)
+
+
+def gap_recovered(block: dict) -> dict:
+    no_kd, teacher = block["no_kd"]["test_wer_mean"], block["teacher"]["test_wer_mean"]
+    gap = no_kd - teacher
+    return {r: (round((no_kd - block[r]["test_wer_mean"]) / gap, 4) if gap else None) for r in RECIPES if r in block}
+
+
+def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS) -> dict:
+    vocab = vocabulary(params)
+    items = load_all(params, vocab)
+    kd = kd_settings(params)
+    temp = kd["temperature"]
+    teachers, runs = {}, {s: {} for s in students}
+    for seed in seeds:
+        ps = params.model_copy(update={"seed": seed})
+        record, model, config = teacher_run(ps, items, vocab)
+        teachers[seed] = record
+        for student in students:
+            pst = with_updates(ps, student={"modality": student})
+            for recipe in ("no_kd", *RECIPES):
+                runs[student].setdefault(recipe, []).append(student_run(pst, recipe, items, vocab, model, config, kd))
+    teacher_summary = summarize(list(teachers.values()))
+    report: dict = {}
+    for student, by_recipe in runs.items():
+        block = {recipe: summarize(rs) | {"seed_wers": [round(r["test_wer"], 3) for r in rs]} for recipe, rs in by_recipe.items()}
+        block["teacher"] = teacher_summary | {"seed_wers": [round(r["test_wer"], 3) for r in teachers.values()]}
+        block["gap_recovered"] = gap_recovered(block)
+        report[student] = block
+    report["settings"] = {"temperature": temp, "alpha": kd["alpha"], "fusion": params.teacher.fusion,
+                          "level_weights": kd["level_weights"], "kd_source": kd["source"], "seeds": seeds}
+    write_json(REPORT_DIR / "metrics.json", report)
+    flat = {f"{s}/{r}": v for s in students for r, v in report[s].items() if r != "gap_recovered"}
+    bar_chart(flat, REPORT_DIR / "wer.png", f"Distillation ablation, {len(seeds)} seeds")
+    _write_readme(report, students, seeds)
+    return report
+
+
+def _write_readme(report: dict, students: tuple[str, ...], seeds: list[int]) -> None:
+    s = report["settings"]
+    lines = ["# Distillation ablation", "",
+             f"Seeds {seeds}; teacher fusion `{s['fusion']}`; KD alpha {s['alpha']}, temperature {s['temperature']:.3f}, "
+             f"level weights {s['level_weights']}. Gap recovered = (no_kd - recipe) / (no_kd - teacher) on mean test "
+             "WER. Written by `python -m signkd.studies.kd_ablation`; do not edit.", ""]
+    for student in students:
+        block = report[student]
+        lines += [f"## {student} student", "",
+                  markdown_table({k: v for k, v in block.items() if k != "gap_recovered"}, {}), "",
+                  "gap recovered: " + ", ".join(f"{r} {v:.2f}" if v is not None else f"{r} –" for r, v in block["gap_recovered"].items()), ""]
+    lines += ["![test WER per recipe](wer.png)", "", "![CTC alignment](alignment.png)", ""]
+    write_text(REPORT_DIR / "README.md", "\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=STUDENTS)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    params = load_params(args.params)
+    report = run(params, args.seeds, tuple(args.students))
+    from signkd.studies.alignment import alignment_figure
+
+    alignment_figure(params, args.seeds[0], REPORT_DIR / "alignment.png")
+    print(json.dumps({k: v.get("gap_recovered") for k, v in report.items() if isinstance(v, dict) and "gap_recovered" in v}))
+
+
+if __name__ == "__main__":
+    main()
