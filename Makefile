@@ -29,9 +29,20 @@ clean-data:
 	rm -rf data models mlflow.db mlartifacts
 
 # Multi-seed studies (three seeds each; about an hour each on 2 CPU cores; resumable).
-.PHONY: modality-study kd-ablation
+.PHONY: modality-study kd-ablation tune-study
 modality-study: $(STAMP)
 	$(BIN)/dvc repro studies/dvc.yaml:modality_study
 
 kd-ablation: $(STAMP)
 	$(BIN)/dvc repro studies/dvc.yaml:kd_ablation
+
+# Phoenix-2014 at real scale: params/phoenix2014.yaml applied over params.yaml as a DVC experiment
+# (validated first; see src/signkd/profiles.py). Extra `dvc exp run` options go in EXP_ARGS,
+# e.g. make phoenix EXP_ARGS="-n phoenix2014" or EXP_ARGS="--queue".
+.PHONY: phoenix
+phoenix: $(STAMP)
+	$(BIN)/python -m signkd.profiles params/phoenix2014.yaml $(EXP_ARGS)
+
+# The KD search as a DVC experiment with 16 Optuna trials (6 random start-up trials, then TPE).
+tune-study: $(STAMP)
+	$(BIN)/dvc exp run -S tune.n_trials=16 -S tune.n_startup_trials=6

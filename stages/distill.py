@@ -1,6 +1,8 @@
 """Stage distill: knowledge distillation from the frozen multi-modal teacher into the
 single-modal student, by the recipe `kd.recipe` (see signkd.distillation)."""
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
+
 from pathlib import Path
 
 from signkd.distillation import distill_student, load_distillation_data

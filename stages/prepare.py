@@ -10,6 +10,8 @@ reports/data/ describes what was prepared (statistics; for the synthetic corpus 
 sheet of the lexicon and an animated test sentence).
 """
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
+
 import time
 from pathlib import Path
 

@@ -1,5 +1,7 @@
 """Stage report: collect every stage's figures into reports/README.md (table + plot)."""
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
+
 from pathlib import Path
 
 from signkd.params import Params
@@ -14,12 +16,18 @@ def main(params: Params) -> dict:
     kp = load_metrics(REPORTS, "extract_keypoints")
     tune = load_metrics(REPORTS, "tune")
     q = load_metrics(REPORTS, "quantize")
+    targets = load_metrics(REPORTS, "teacher_targets")
+    distill = load_metrics(REPORTS, "distill")
     context = [
         "## Setup",
         f"- dataset: `{params.data.dataset}`, seed {params.seed}, decoder `{params.decode.method}` "
-        f"(beam width {params.decode.beam_width})",
-        f"- KD: alpha {params.kd.alpha}, temperature {_temperature(params, tune)}, level weights "
-        f"{params.kd.level_weights.model_dump()}",
+        f"(beam width {params.decode.beam_width}); teacher `{params.teacher.fusion}` fusion of "
+        f"{', '.join(params.teacher.modalities)}; student `{params.student.modality}`",
+        f"- KD: recipe `{params.kd.recipe}`, alpha {distill.get('alpha', params.kd.alpha):.3f}, temperature "
+        f"{_temperature(params, tune)}",
+        f"- teacher targets: `{targets.get('method')}`; mean max-posterior on the training videos "
+        f"{targets.get('in_sample_target_confidence', float('nan')):.3f} in-sample"
+        + (f" vs {targets['out_of_fold_target_confidence']:.3f} out-of-fold" if "out_of_fold_target_confidence" in targets else ""),
         "- keypoint detection rates: " + ", ".join(f"{k} {v:.3f}" for k, v in kp.items() if k.startswith("detection_rate")),
         f"- latency per 100 frames (ONNX Runtime, 1 thread, median): int8 {q.get('int8_latency_ms', float('nan')):.3f} ms "
         f"vs fp32 {q.get('fp32_latency_ms', float('nan')):.3f} ms; fp32 ONNX hypotheses equal PyTorch's on dev and test "

@@ -2,6 +2,8 @@
 `distill` learn from. Out-of-fold by default (see signkd.teacher_targets): the metrics show how
 much softer they are than the final teacher's in-sample outputs."""
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
+
 from pathlib import Path
 
 from signkd.experiment import load_splits, vocabulary

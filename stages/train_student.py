@@ -1,6 +1,8 @@
 """Stage train_student: the single-modal student (`student.modality`) trained with CTC alone:
 the baseline distillation must beat."""
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
+
 from signkd.experiment import (
     finish_training, keypoint_dim, load_splits, log_epoch, new_model, student_config, train_config, vocabulary,
 )

@@ -1,5 +1,7 @@
 """Stage train_teacher: the multi-modal (video + keypoints + flow) fusion teacher, trained with CTC."""
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
+
 from signkd.experiment import (
     finish_training, keypoint_dim, load_splits, log_epoch, new_model, teacher_config, train_config, vocabulary,
 )

@@ -1,5 +1,7 @@
 """Stage validate: Great Expectations suites over the manifests; broken data stops the chain here."""
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
+
 from pathlib import Path
 
 from signkd.params import Params

@@ -76,3 +76,124 @@ def test_video_fps_is_read_from_the_file(tmp_path):
     writer.release()
     assert video_fps(video) == pytest.approx(30.0)
     assert video_fps(tmp_path) == 25.0
+
+
+# --- recognising a real rendered sentence: confidences, overlay, frame folders ------------------
+
+VOCAB = ["REGEN", "SONNE", "WIND"]
+
+
+def _confident_student(tmp_path: Path, gloss: str = "SONNE") -> Path:
+    """An exported student whose sequence head always prefers `gloss`: its hypothesis and the
+    confidence the CLI must report are known in advance."""
+    set_seed(0)
+    student = KeypointStudent(3 * NUM_JOINTS, 16, len(VOCAB) + 1).eval()
+    with torch.no_grad():
+        student.branch.heads.seq_head.weight.zero_()
+        student.branch.heads.seq_head.bias.zero_()
+        student.branch.heads.seq_head.bias[VOCAB.index(gloss) + 1] = 3.0
+    config = {"vocab": VOCAB, "preprocessing": {
+        "keypoint_parts": list(PARTS), "max_gap": 4, "decode_method": "greedy", "beam_width": 1}}
+    return export_onnx(student, torch.zeros(1, 8, 3 * NUM_JOINTS), tmp_path / "confident.onnx", config)
+
+
+@pytest.fixture(scope="module")
+def signed_sentence(tmp_path_factory):
+    """A rendered sentence as an OpenCV-written .mp4 (30 fps, to check the video's own rate is used)
+    and as a corpus-style PNG frame folder."""
+    from signkd.data.render import make_signer, render_video
+
+    out = tmp_path_factory.mktemp("signed")
+    rng = np.random.default_rng(3)
+    frames = render_video(("REGEN", "SONNE", "WIND"), make_signer(0, rng), rng).frames
+    video = out / "sentence.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, frames[0].shape[1::-1])
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    folder = out / "sentence"
+    folder.mkdir()
+    for i, f in enumerate(frames, start=1):
+        cv2.imwrite(str(folder / f"images{i:04d}.png"), f)
+    return video, folder, len(frames)
+
+
+def _read_video(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def test_recognize_json_reports_each_gloss_with_its_confidence_and_writes_the_overlay(tmp_path, capsys, signed_sentence):
+    import json
+
+    from signkd.features.overlay import COLOURS
+
+    video, _, n = signed_sentence
+    overlay = tmp_path / "out" / "overlay.mp4"
+    code = main(["recognize", str(video), "--model", str(_confident_student(tmp_path)), "--no-correction",
+                 "--json", "--overlay", str(overlay)])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["glosses"] == "SONNE" and summary["fps"] == pytest.approx(30.0)
+    (only,) = summary["confidences"]
+    # every step gives SONNE logit 3 and the other 3 classes 0: posterior e^3 / (e^3 + 3) = 0.870
+    assert only["gloss"] == "SONNE" and only["confidence"] == pytest.approx(np.exp(3) / (np.exp(3) + 3), abs=1e-3)
+    assert 0 <= only["start_s"] < only["end_s"] <= n / 30.0 + 1e-6
+    assert set(summary["seconds"]) == {"load", "keypoints", "model", "overlay"}
+    busy = sum(v for k, v in summary["seconds"].items() if k != "overlay")  # writing the overlay is not recognising
+    assert summary["real_time_factor"] == pytest.approx(busy / (n / 30.0), abs=0.01)
+
+    written = _read_video(overlay)
+    assert len(written) == n and written[0].shape[:2] == (2 * 260, 2 * 210)  # Phoenix-size frames shown 2x
+    last = written[-1]
+    caption = last[-24:]  # white text (all channels high: no landmark colour is) on a darkened bar
+    assert (caption.min(axis=-1) > 200).mean() > 0.01 and np.median(caption) < 60, "the gloss caption along the bottom"
+    colour = np.array(COLOURS["pose"], np.int16)
+    assert (np.abs(last.astype(np.int16) - colour).max(axis=-1) < 60).mean() > 0.001, "landmarks are drawn"
+
+
+def test_recognize_reads_a_corpus_frame_folder_at_25_fps(tmp_path, capsys, signed_sentence):
+    _, folder, n = signed_sentence
+    code = main(["recognize", str(folder), "--model", str(_confident_student(tmp_path, "WIND")), "--no-correction"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("WIND\n") and f"{n} frames at 25 fps" in out and "WIND(0." in out
+
+
+def test_recognize_refuses_an_overlay_format_it_cannot_write(tmp_path, capsys):
+    code = main(["recognize", str(tmp_path / "v.mp4"), "--overlay", str(tmp_path / "o.gif")])
+    assert code == 1 and "o.gif" in capsys.readouterr().err
+
+
+def test_ctc_alignment_puts_a_blank_between_repeats_and_follows_the_posteriors():
+    from signkd.recognize import ctc_align, gloss_spans
+
+    # steps:        0     1     2     3     4     5
+    best = np.array([1,    1,    0,    1,    2,    2])  # class with most mass per step
+    lp = np.log(np.full((6, 3), 0.1))
+    lp[np.arange(6), best] = np.log(0.8)
+    lp[1] = np.log([0.2, 0.6, 0.2])
+    assert ctc_align(lp, [1, 1, 2]) == [(0, 2), (3, 4), (4, 6)]
+    spans = gloss_spans(lp, ["A", "A", "B"], ["A", "B"])
+    assert [(s.gloss, s.start_frame, s.end_frame) for s in spans] == [("A", 0, 8), ("A", 12, 16), ("B", 16, 24)]
+    assert [s.confidence for s in spans] == pytest.approx([0.7, 0.8, 0.8])  # mean posterior over its steps
+    with pytest.raises(ValueError, match="cannot be aligned"):
+        ctc_align(lp[:2], [1, 1])  # a repeat needs a blank between: 3 steps at least
+
+
+def test_webm_video_is_read_with_its_own_frame_rate(tmp_path):
+    from signkd.features.frames import iter_frames
+    from signkd.recognize import video_fps
+
+    video = tmp_path / "clip.webm"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"VP80"), 30.0, (64, 48))
+    assert writer.isOpened(), "this OpenCV build cannot write VP8 .webm"
+    for i in range(6):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    assert video_fps(video) == pytest.approx(30.0) and sum(1 for _ in iter_frames(video)) == 6

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -52,3 +54,81 @@ def test_latency_is_the_median_per_100_frames():
     slow = latency_ms_per_100_frames(lambda x: torch.ones(200, 200) @ torch.ones(200, 200), [0], frames=[100], runs=3)
     fast_per_frame = latency_ms_per_100_frames(lambda x: torch.ones(200, 200) @ torch.ones(200, 200), [0], frames=[1000], runs=3)
     assert fast_per_frame < slow
+
+
+# --- int8 per operator: static (QDQ) / dynamic / fp32, and the plan search ----------------------
+
+def _op_types(path) -> set[str]:
+    import onnx
+
+    return {n.op_type for n in onnx.load(str(path)).graph.node}
+
+
+def test_a_plan_quantises_each_op_type_as_asked(exported, tmp_path):
+    from signkd.quantize import QuantPlan
+
+    model, items, fp32, _, config = exported
+    calibration = [it.tensors["keypoints"].numpy() for it in items]
+    with pytest.raises(ValueError, match="LSTM cannot be quantised 'static'"):
+        QuantPlan(lstm="static")
+    plan = QuantPlan(conv="static", matmul="static", lstm="dynamic")
+    with pytest.raises(ValueError, match="calibration"):
+        quantize_int8(fp32, tmp_path / "x.onnx", plan)
+    mixed = quantize_int8(fp32, tmp_path / "mixed.onnx", plan, calibration)
+    ops = _op_types(mixed)
+    assert {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLSTM"} <= ops and "LSTM" not in ops
+    assert "ConvInteger" not in ops and "MatMulInteger" not in ops  # no dynamic Conv / MatMul
+    assert "ConvInteger" in _op_types(quantize_int8(fp32, tmp_path / "dyn.onnx"))  # the all-dynamic default
+    conv_only = quantize_int8(fp32, tmp_path / "conv.onnx", QuantPlan.with_mode("Conv", "static"), calibration)
+    assert "LSTM" in _op_types(conv_only) and "DynamicQuantizeLSTM" not in _op_types(conv_only)
+    assert read_config(mixed) == config
+    reference = OnnxBackend(fp32).log_probs(items)
+    diff = max(np.abs(a - b).max() for a, b in zip(reference, OnnxBackend(mixed).log_probs(items)))
+    assert 0 < diff < 0.2
+    assert mixed.stat().st_size < 0.5 * fp32.stat().st_size
+
+
+DYNAMIC_NAME = "conv-dynamic_matmul-dynamic_lstm-dynamic"
+
+
+def _fake_latency(deltas: dict[tuple[str, str], float]):
+    """Latency of a plan file named `<plan>.onnx`: 1.0 plus each quantised op type's delta."""
+
+    def latency(path, inputs, runs):
+        name = Path(path).stem
+        if not name.startswith("conv-"):
+            return 1.0  # the fp32 model
+        modes = dict(part.split("-") for part in name.split("_"))
+        return 1.0 + sum(deltas.get((op, m), 0.0) for op, m in modes.items())
+
+    return latency
+
+
+@pytest.mark.parametrize("lstm_dynamic, expected", [
+    (0.05, "conv-static_matmul-dynamic_lstm-dynamic"),  # all int8 (0.70 ms) is no slower: smallest wins
+    (0.40, "conv-static_matmul-dynamic_lstm-fp32"),  # all int8 (1.05 ms) would be slower than fp32
+])
+def test_search_keeps_the_smallest_plan_no_slower_than_fp32(exported, tmp_path, monkeypatch, lstm_dynamic, expected):
+    import signkd.quantize as q
+
+    _, items, fp32, _, _ = exported
+    deltas = {("conv", "dynamic"): 0.5, ("conv", "static"): -0.3, ("matmul", "dynamic"): -0.05,
+              ("matmul", "static"): 0.02, ("lstm", "dynamic"): lstm_dynamic}
+    monkeypatch.setattr(q, "onnx_latency_ms", _fake_latency(deltas))
+    calibration = [it.tensors["keypoints"].numpy() for it in items]
+    plan, results, fp32_ms = q.search_plan(fp32, tmp_path, calibration, calibration[:2], runs=1, rounds=1)
+    assert plan.name == expected and fp32_ms == 1.0
+    assert results[plan.name].latency_ms <= fp32_ms
+    fastest = min(results.values(), key=lambda r: r.latency_ms).plan.name
+    assert fastest == "conv-static_matmul-dynamic_lstm-fp32"  # 0.65 ms: in the first case, size beats it
+    assert {"conv-fp32_matmul-fp32_lstm-dynamic", "conv-static_matmul-fp32_lstm-fp32", DYNAMIC_NAME} <= set(results)
+
+
+def test_calibration_reader_feeds_each_utterance_once_per_pass():
+    from signkd.quantize import FeatureReader
+
+    reader = FeatureReader("keypoints", [np.zeros((5, 3)), np.ones((7, 3))])
+    shapes = [reader.get_next()["keypoints"].shape for _ in range(2)]
+    assert shapes == [(1, 5, 3), (1, 7, 3)] and reader.get_next() is None
+    reader.rewind()
+    assert reader.get_next()["keypoints"].dtype == np.float32

@@ -175,3 +175,12 @@ def test_inf_written_in_yaml_is_refused_by_check_params(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "signkd.cli", "check-params", str(tmp_path / "params.yaml")],
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 2 and "kd.level_weights.frame: Input should be a finite number (got inf)" in cli.stderr
+
+
+def test_a_stage_outside_the_virtual_environment_says_to_activate_it():
+    """`python -S` hides site-packages, where the editable install of signkd lives."""
+    root = Path(__file__).resolve().parents[1]
+    for script in sorted((root / "stages").glob("[!_]*.py")):
+        proc = subprocess.run([sys.executable, "-S", str(script)], cwd=root, capture_output=True, text=True)
+        assert proc.returncode != 0, script.name
+        assert "activate" in proc.stderr and "Traceback" not in proc.stderr, script.name

@@ -57,6 +57,7 @@ def repo(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("exp")
     (repo / "stages").mkdir()
     shutil.copy(ROOT / "stages" / "check_params.py", repo / "stages")
+    shutil.copy(ROOT / "stages" / "_env.py", repo / "stages")  # the environment guard every stage imports first
     shutil.copy(ROOT / "params.yaml", repo)
     (repo / "work.py").write_text(WORK)
     check = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["check_params"]

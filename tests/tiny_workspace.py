@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,10 @@ def merge(base: dict, over: dict) -> dict:
 
 
 def stage_main(name: str):
-    """The `main` of stages/<name>.py (stage scripts are not a package)."""
+    """The `main` of stages/<name>.py (stage scripts are not a package; like `python
+    stages/x.py`, their folder goes on sys.path for the `_env` guard they import first)."""
+    if str(ROOT / "stages") not in sys.path:
+        sys.path.insert(0, str(ROOT / "stages"))
     spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,6 +1,7 @@
 """`signkd` command line: recognise a video on the CPU, check params, show the results table.
 
   signkd recognize my_video.mp4          # video -> MediaPipe -> int8 student -> decoder -> correction
+  signkd recognize clip.webm --json --overlay clip_glosses.mp4 --model models:/signkd-synthetic-student@champion
   signkd check-params [params.yaml]
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 
@@ -17,11 +17,15 @@ def _recognize(args: argparse.Namespace) -> int:
     from signkd.inference import DecodeConfig
     from signkd.recognize import RecognizeError, recognize
 
+    if args.overlay is not None and args.overlay.suffix.lower() not in (".mp4", ".avi"):
+        print(f"error: --overlay {args.overlay}: write the overlay as .mp4 or .avi", file=sys.stderr)
+        return 1
     torch_threads(args.threads)
     decoding = DecodeConfig(args.decoder, args.beam_width) if args.decoder else None
     corrector = None if args.no_correction or not Path(args.corrector).is_dir() else args.corrector
     try:
-        result = recognize(args.video, args.model, decoding=decoding, corrector_dir=corrector, fps=args.fps)
+        result = recognize(args.video, args.model, decoding=decoding, corrector_dir=corrector, fps=args.fps,
+                           overlay=args.overlay)
     except RecognizeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -32,13 +36,19 @@ def _recognize(args: argparse.Namespace) -> int:
         "glosses": " ".join(result.glosses),
         "corrected": " ".join(result.corrected),
         "seconds": {k: round(v, 3) for k, v in result.timings.items()},
+        "cpu_seconds": {k: round(v, 3) for k, v in result.cpu_timings.items()},
         "real_time_factor": round(result.real_time_factor, 3),
+        "confidences": [{"gloss": s.gloss, "confidence": s.confidence, "start_s": round(s.start_frame / result.fps, 2),
+                         "end_s": round(s.end_frame / result.fps, 2)} for s in result.spans],
     }
+    if args.overlay is not None:
+        summary["overlay"] = str(args.overlay)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
         steps = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
-        print(f"{summary['corrected']}\n(raw: {summary['glosses']}; {result.frames} frames at {result.fps:g} fps; "
+        sure = " ".join(f"{s.gloss}({s.confidence:.2f})" for s in result.spans)
+        print(f"{summary['corrected']}\n(raw: {sure or '-'}; {result.frames} frames at {result.fps:g} fps; "
               f"{steps}; real-time factor {summary['real_time_factor']})")
     if corrector is None and not args.no_correction:
         print(f"note: no correction model at {args.corrector}; showing the recogniser's glosses", file=sys.stderr)
@@ -68,16 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="signkd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("recognize", help="glosses (and corrected glosses) for a video file or a folder of frames")
-    rec.add_argument("video", type=Path, help=".mp4/.avi/.webm/.mov file or a folder of frame images")
+    rec.add_argument("video", type=Path, help=".mp4/.avi/.webm/.mov/.mkv file or a folder of frame images")
     rec.add_argument("--model", default="models/quantize/student_int8.onnx",
-                     help="exported student (.onnx with its SignKD config; default: the pipeline's int8 model)")
+                     help="exported student: an .onnx path (default: the pipeline's int8 model) or an MLflow model "
+                          "URI such as models:/signkd-synthetic-student@champion (store: MLFLOW_TRACKING_URI)")
     rec.add_argument("--corrector", default="models/correct", help="correction model folder (default: models/correct)")
     rec.add_argument("--decoder", choices=("greedy", "beam"), default=None, help="default: as the model was trained")
     rec.add_argument("--beam-width", type=int, default=5)
     rec.add_argument("--fps", type=float, default=None, help="override the frame rate (default: the video's own; 25 for frame folders)")
     rec.add_argument("--threads", type=int, default=1)
     rec.add_argument("--no-correction", action="store_true")
-    rec.add_argument("--json", action="store_true")
+    rec.add_argument("--json", action="store_true", help="print a JSON summary, with a confidence and time span per gloss")
+    rec.add_argument("--overlay", type=Path, default=None,
+                     help="also write the video with the landmarks and the running gloss caption (.mp4 or .avi)")
     rec.set_defaults(func=_recognize)
     chk = sub.add_parser("check-params", help="validate params.yaml")
     chk.add_argument("params", nargs="?", default="params.yaml")

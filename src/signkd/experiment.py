@@ -18,6 +18,7 @@ from signkd.models.recognizer import count_parameters
 from signkd.params import Params, TrainParams
 from signkd.scoring import write_official_files
 from signkd.seeding import set_seed
+from signkd.tracking import is_main_process
 from signkd.training.augment import AugmentConfig
 from signkd.training.data import FeatureSource, Item, Vocabulary, load_items
 from signkd.training.trainer import TrainConfig, TrainResult, evaluate
@@ -79,6 +80,12 @@ def preprocessing(params: Params) -> dict:
     }
 
 
+def video_backbone(params: Params) -> dict:
+    """The RGB frame encoder, and the local pretrained weights a fresh model starts from (a saved
+    checkpoint is rebuilt without reading that file again)."""
+    return {"video_backbone": params.model.video_backbone, "video_backbone_weights": params.model.video_backbone_weights}
+
+
 def teacher_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
     return {
         "kind": "teacher",
@@ -92,6 +99,7 @@ def teacher_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
         "dropout": params.model.dropout,
         "cnn_width": params.model.cnn_width,
         "modality_dropout": params.teacher.modality_dropout,
+        **video_backbone(params),
         "vocab": vocab.glosses,
     }
 
@@ -107,6 +115,7 @@ def student_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
         "hidden": params.model.student_hidden,
         "num_classes": vocab.num_classes,
         "dropout": params.model.dropout,
+        **video_backbone(params),
         "vocab": vocab.glosses,
     }
 
@@ -120,6 +129,10 @@ def train_config(params: Params, section: TrainParams, epochs: int | None = None
         decoding=decoding(params),
         augment=AugmentConfig(**params.augment.model_dump()),
         clean=scoring_clean(params),
+        schedule=section.schedule,
+        milestones=tuple(section.milestones),
+        gamma=section.gamma,
+        weight_decay=section.weight_decay,
     )
 
 
@@ -161,7 +174,10 @@ def finish_training(
     result: TrainResult,
 ) -> dict:
     """What every training stage does after training: curve, dev/test WER, test hypotheses
-    (+ CTM/STM), checkpoint; returns the stage's metrics."""
+    (+ CTM/STM), checkpoint; returns the stage's metrics. Under torchrun only rank 0 does this
+    (every rank holds the same trained weights); the others return no metrics."""
+    if not is_main_process():
+        return {}
     write_curve(stage, result.history)
     metrics, hyps = score_splits(model, items, vocab, params)
     write_hypotheses(stage, items["test"], hyps["test"], "test", scoring_clean(params))

@@ -96,11 +96,20 @@ class ModelParams(_Strict):
     student_hidden: int = Field(ge=8, le=4096)
     cnn_width: int = Field(ge=4, le=512)
     keypoint_parts: list[Literal["pose", "left_hand", "right_hand", "face"]] = Field(min_length=1)
+    # RGB frame encoder: small_cnn (the synthetic corpus) | resnet18 (real datasets, 224x224 frames)
+    video_backbone: Literal["small_cnn", "resnet18"] = "small_cnn"
+    # resnet18 only: a local file of torchvision resnet18 weights (.safetensors, or a torch state dict
+    # read with weights_only=True); "" trains from scratch. Never a URL: nothing is downloaded
+    video_backbone_weights: str = ""
 
     @model_validator(mode="after")
     def _parts_unique(self):
         if len(set(self.keypoint_parts)) != len(self.keypoint_parts):
             raise ValueError(f"keypoint_parts lists a part twice: {self.keypoint_parts}")
+        if self.video_backbone_weights and self.video_backbone != "resnet18":
+            raise ValueError("video_backbone_weights needs video_backbone: resnet18")
+        if "://" in self.video_backbone_weights:
+            raise ValueError("video_backbone_weights must be a local file path; weights are never downloaded")
         return self
     dropout: float = Field(ge=0.0, lt=1.0)
 
@@ -108,7 +117,22 @@ class ModelParams(_Strict):
 class TrainParams(_Strict):
     epochs: int = Field(ge=1)
     lr: float = Field(gt=0.0, le=1.0)
-    batch_size: int = Field(ge=1)
+    batch_size: int = Field(ge=1)  # per process: under torchrun the effective batch is N times this
+    # onecycle: warm-up then cosine decay; multistep: lr x gamma after each milestone epoch (VAC/CorrNet)
+    schedule: Literal["onecycle", "multistep"] = "onecycle"
+    milestones: list[int] = Field(default=[], max_length=10)
+    gamma: float = Field(default=0.2, gt=0.0, le=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _milestones(self):
+        if self.schedule == "multistep" and not self.milestones:
+            raise ValueError("schedule multistep needs milestones (epochs after which the lr is multiplied by gamma)")
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])) or any(
+                not 0 < m < self.epochs for m in self.milestones):
+            raise ValueError(f"milestones must increase and lie between 0 and epochs ({self.epochs}), "
+                             f"got {self.milestones}")
+        return self
 
 
 Modality = Literal["video", "keypoints", "flow"]
@@ -204,6 +228,13 @@ class CorrectParams(_Strict):
     noise_samples: int = Field(ge=1)
     lr: float = Field(gt=0.0, le=1.0)
     batch_size: int = Field(ge=1)
+    grammar_sentences: int = Field(default=20000, ge=1)  # synthetic corpus: pre-training draws from its grammar
+    samples_per_video: int = Field(default=8, ge=1)  # sampled student hypotheses per train video (fine-tuning)
+    sample_wer: float = Field(default=20.0, gt=0.0, lt=100.0)  # their target WER %, sets the sampling temperature
+    num_beams: int = Field(default=4, ge=1)
+    translate: bool = True  # gloss -> sentence step where the corpus has translations
+    translate_steps: int = Field(default=200, ge=1)
+    translate_lr: float = Field(default=0.003, gt=0.0, le=1.0)
 
 
 class Params(_Strict):

@@ -3,28 +3,60 @@
 The features are built by the same functions the pipeline trains on (`keypoint_features`,
 `collate`), with the settings stored in the exported model (keypoint parts, gap filling,
 decoding), and the glosses come from the project's one inference path (`signkd.inference`).
+
+Each gloss gets a confidence: the mean posterior of its class over the frames a CTC forced
+alignment of the hypothesis assigns to it. The same alignment says when each gloss was signed,
+which the `--overlay` video uses for its running caption.
 """
 
 from __future__ import annotations
 
-from signkd.errors import InputError
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from signkd.errors import InputError
 from signkd.inference import DecodeConfig, OnnxBackend, glosses_from_log_probs
 from signkd.models.blocks import DOWNSAMPLE
 from signkd.quantize import read_config
 
 DEFAULT_MODEL = Path("models/quantize/student_int8.onnx")
 MIN_HAND_FRAMES = 0.1  # below this share of frames with a detected hand, nobody is signing
+NOT_TIMED = ("overlay",)  # optional outputs, not part of recognising (nor of the real-time factor)
 
 
 class RecognizeError(InputError, RuntimeError):
     """The video cannot be recognised; the message says why in one line."""
+
+
+class _Clock:
+    """Wall and CPU seconds per step: on a shared machine the CPU time is what one free core needs."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[name] = time.perf_counter() - wall
+            self.cpu[name] = time.process_time() - cpu
+
+
+@dataclass(frozen=True)
+class GlossSpan:
+    gloss: str
+    confidence: float  # mean posterior of the gloss over its aligned frames
+    start_frame: int  # first input frame of its aligned steps
+    end_frame: int  # one past the last
 
 
 @dataclass
@@ -34,12 +66,15 @@ class Recognition:
     fps: float
     glosses: list[str]
     corrected: list[str]
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per step
+    spans: list[GlossSpan] = field(default_factory=list)
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per step (all threads)
 
     @property
     def real_time_factor(self) -> float:
         """Processing seconds per second of video (< 1: faster than real time)."""
-        return sum(self.timings.values()) / (self.frames / self.fps)
+        busy = sum(v for k, v in self.timings.items() if k not in NOT_TIMED)
+        return busy / (self.frames / self.fps)
 
 
 def video_fps(source: Path, default: float = 25.0) -> float:
@@ -54,55 +89,120 @@ def video_fps(source: Path, default: float = 25.0) -> float:
     return float(fps) if fps and np.isfinite(fps) and fps > 0 else default
 
 
-def load_deployable(model_path: Path) -> tuple[OnnxBackend, dict]:
-    if not model_path.is_file():
-        raise RecognizeError(f"model {model_path} not found: run `make repro` (or `dvc repro quantize`) first, or pass --model")
-    config = read_config(model_path)
+def load_deployable(model: str | Path) -> tuple[OnnxBackend, dict]:
+    """An exported student from a path or an MLflow model URI (`models:/<name>@champion`)."""
+    from signkd.registry import download_onnx, is_model_uri
+
+    if is_model_uri(model):
+        with tempfile.TemporaryDirectory(prefix="signkd-model-") as tmp:
+            try:
+                path = download_onnx(str(model), tmp)
+            except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; one line for the user
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise RecognizeError(f"cannot load {model} from the MLflow store (MLFLOW_TRACKING_URI): {first}") from err
+            return _open(path, str(model))  # the session holds the model in memory: the file may go
+    return _open(Path(model), str(model))
+
+
+def _open(path: Path, shown: str) -> tuple[OnnxBackend, dict]:
+    if not path.is_file():
+        raise RecognizeError(f"model {shown} not found: run `make repro` (or `dvc repro quantize`) first, or pass --model")
+    config = read_config(path)
     if config is None or "vocab" not in config:
-        raise RecognizeError(f"{model_path} carries no SignKD config (vocabulary, preprocessing): re-export it with `dvc repro quantize`")
-    return OnnxBackend(model_path), config
+        raise RecognizeError(f"{shown} carries no SignKD config (vocabulary, preprocessing): re-export it with `dvc repro quantize`")
+    return OnnxBackend(path), config
+
+
+def ctc_align(log_probs: np.ndarray, labels: list[int]) -> list[tuple[int, int]]:
+    """Viterbi CTC alignment: per label, the [first, last + 1) steps of the best path that emits
+    exactly `labels` (blank = class 0). Raises ValueError if no path of this length can."""
+    if not labels:
+        return []
+    lp = np.asarray(log_probs, np.float64)
+    ext = np.zeros(2 * len(labels) + 1, int)
+    ext[1::2] = labels
+    steps, states = len(lp), len(ext)
+    skip = np.zeros(states, bool)  # s-2 -> s: from one label to the next, unless both are equal
+    skip[3::2] = ext[3::2] != ext[1:-2:2]
+    score = np.full(states, -np.inf)
+    score[:2] = lp[0, ext[:2]]
+    back = np.zeros((steps, states), int)
+    for t in range(1, steps):
+        cand = np.stack([score, np.r_[-np.inf, score[:-1]], np.where(skip, np.r_[-np.inf, -np.inf, score[:-2]], -np.inf)])
+        back[t] = cand.argmax(0)
+        score = cand.max(0) + lp[t, ext]
+    state = states - 1 if score[-1] >= score[-2] else states - 2
+    if not np.isfinite(score[state]):
+        raise ValueError(f"{len(labels)} labels cannot be aligned to {steps} steps")
+    path = np.empty(steps, int)
+    for t in range(steps - 1, -1, -1):
+        path[t] = state
+        state -= back[t, state]
+    spans = []
+    for k in range(len(labels)):
+        where = np.flatnonzero(path == 2 * k + 1)
+        spans.append((int(where[0]), int(where[-1]) + 1))
+    return spans
+
+
+def gloss_spans(log_probs: np.ndarray, glosses: list[str], vocab: list[str]) -> list[GlossSpan]:
+    labels = [vocab.index(g) + 1 for g in glosses]
+    out = []
+    for g, c, (a, b) in zip(glosses, labels, ctc_align(log_probs, labels)):
+        confidence = float(np.exp(log_probs[a:b, c]).mean())
+        out.append(GlossSpan(g, round(confidence, 4), a * DOWNSAMPLE, b * DOWNSAMPLE))
+    return out
 
 
 def recognize(
     video: str | Path, model_path: str | Path = DEFAULT_MODEL, *, decoding: DecodeConfig | None = None,
-    corrector_dir: str | Path | None = None, fps: float | None = None,
+    corrector_dir: str | Path | None = None, fps: float | None = None, overlay: str | Path | None = None,
 ) -> Recognition:
     from signkd.features.keypoints import keypoints_for_video
     from signkd.training.data import Item, keypoint_features
 
     video = Path(video)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    backend, config = load_deployable(Path(model_path))
+    clock = _Clock()
+    with clock.step("load"):
+        backend, config = load_deployable(model_path)
     prep = config["preprocessing"]
-    timings["load"] = time.perf_counter() - start
     if not video.exists():
         raise RecognizeError(f"{video} does not exist: give a video file (.mp4, .avi, .webm) or a folder of frame images")
 
-    start = time.perf_counter()
-    arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]))
-    timings["keypoints"] = time.perf_counter() - start
+    with clock.step("keypoints"):
+        arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]))
     frames = int(len(arrays["mask"]))
     if frames // DOWNSAMPLE < 1:
         raise RecognizeError(f"{video}: too short ({frames} frames); the model needs at least {DOWNSAMPLE}")
     if _hand_share(arrays) < MIN_HAND_FRAMES:
         raise RecognizeError(f"{video}: no signing detected (hands found in {_hand_share(arrays):.0%} of {frames} frames)")
 
-    start = time.perf_counter()
-    features = keypoint_features(arrays, tuple(prep["keypoint_parts"]))
-    item = Item(video.name, (), [], {"keypoints": torch.from_numpy(features)})
-    decoding = decoding or DecodeConfig(prep["decode_method"], int(prep["beam_width"]))
-    hyp = glosses_from_log_probs(backend.run(item), config["vocab"], decoding)
-    timings["model"] = time.perf_counter() - start
+    with clock.step("model"):
+        features = keypoint_features(arrays, tuple(prep["keypoint_parts"]))
+        item = Item(video.name, (), [], {"keypoints": torch.from_numpy(features)})
+        decoding = decoding or DecodeConfig(prep["decode_method"], int(prep["beam_width"]))
+        log_probs = backend.run(item)
+        hyp = glosses_from_log_probs(log_probs, config["vocab"], decoding)
+        spans = gloss_spans(log_probs, hyp, config["vocab"])
 
     corrected = hyp
     if corrector_dir is not None:
-        start = time.perf_counter()
-        from signkd.correction import GlossCorrector
+        with clock.step("correction"):
+            from signkd.correction import GlossCorrector
 
-        corrected = GlossCorrector.load(corrector_dir).correct([hyp])[0]
-        timings["correction"] = time.perf_counter() - start
-    return Recognition(str(video), frames, fps or video_fps(video), hyp, corrected, timings)
+            corrected = GlossCorrector.load(corrector_dir).correct([hyp])[0]
+    result = Recognition(str(video), frames, fps or video_fps(video), hyp, corrected, clock.wall, spans, clock.cpu)
+    if overlay is not None:
+        with clock.step("overlay"):
+            from signkd.features.overlay import write_overlay_video
+
+            write_overlay_video(video, arrays, overlay, running_captions(spans, frames), result.fps)
+    return result
+
+
+def running_captions(spans: list[GlossSpan], frames: int) -> list[str]:
+    """Per frame, the glosses whose signing has begun by then (a caption that grows as they come)."""
+    return [" ".join(s.gloss for s in spans if s.start_frame <= t) for t in range(frames)]
 
 
 def _hand_share(arrays: dict[str, np.ndarray]) -> float:

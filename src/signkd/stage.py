@@ -7,15 +7,17 @@ broken data) end with one readable message and exit code 1, not a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import time
 from typing import Callable
 
 from signkd.errors import InputError
 from signkd.params import Params, load_params
-from signkd.seeding import set_seed
-from signkd.tracking import stage_run, write_stage_metrics
+from signkd.seeding import set_seed, set_torch_threads
+from signkd.tracking import is_main_process, stage_run, write_stage_metrics
 
 StageBody = Callable[[Params], dict]
 
@@ -31,17 +33,23 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def run_stage(name: str, body: StageBody, params_path: str = "params.yaml") -> None:
-    logging.basicConfig(level=logging.INFO, format=f"[{name}] %(levelname)s %(message)s")
+    """Under torchrun every rank runs the body (training is data-parallel), but only rank 0 opens
+    the MLflow run and writes the metrics."""
+    main = is_main_process()
+    label = name if main else f"{name} rank {os.environ.get('RANK')}"
+    logging.basicConfig(level=logging.INFO, format=f"[{label}] %(levelname)s %(message)s")
     for noisy in ("alembic", "mlflow", "great_expectations", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         params = load_params(params_path)
         set_seed(params.seed)
+        set_torch_threads()
         start = time.perf_counter()
-        with stage_run(name, params):
+        with stage_run(name, params) if main else contextlib.nullcontext():
             metrics = body(params)
             metrics["wall_time_s"] = round(time.perf_counter() - start, 2)
-            write_stage_metrics(name, metrics)
+            if main:
+                write_stage_metrics(name, metrics)
     except _expected_errors() as err:
         print(f"\n[{name}] error: {err}", file=sys.stderr)
         sys.exit(1)

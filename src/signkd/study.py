@@ -63,8 +63,9 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     raise AssertionError("unreachable")
 
 
-def open_study(name: str, url: str, *, seed: int | None, **tpe_options) -> optuna.Study:
+def open_study(name: str, url: str, *, seed: int | None, pruner: optuna.pruners.BasePruner | None = None,
+               **tpe_options) -> optuna.Study:
     """Create the study `name` at `url`, or join it if another worker already did (minimising);
     `tpe_options` (e.g. n_startup_trials) go to the TPE sampler."""
-    return optuna.create_study(study_name=name, direction="minimize", storage=open_storage(url),
+    return optuna.create_study(study_name=name, direction="minimize", storage=open_storage(url), pruner=pruner,
                                sampler=optuna.samplers.TPESampler(seed=seed, **tpe_options), load_if_exists=True)

@@ -58,8 +58,21 @@ def git_commit() -> str:
         return "unknown"
 
 
+def is_main_process() -> bool:
+    """Whether this process writes metrics, checkpoints and MLflow runs: always, except under
+    `torchrun` with several processes, where only rank 0 does (RANK is torchrun's variable)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _dvc_experiment_name() -> str | None:
     return os.environ.get("DVC_EXP_NAME")
+
+
+def run_tags() -> dict[str, str]:
+    """The tags that tie a run to its code and experiment (also for nested runs, which MLflow
+    does not let inherit their parent's tags)."""
+    exp = _dvc_experiment_name()
+    return {"git_commit": git_commit(), **({"dvc_experiment": exp} if exp else {})}
 
 
 @contextlib.contextmanager

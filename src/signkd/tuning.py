@@ -36,10 +36,6 @@ def level_weights(chosen: dict, params: Params) -> dict[str, float]:
     return {level: float(chosen.get(f"kd.level_weights.{level}", defaults[level])) for level in LEVELS}
 
 
-def sampler(params: Params, seed: int | None) -> optuna.samplers.TPESampler:
-    return optuna.samplers.TPESampler(n_startup_trials=params.tune.n_startup_trials, seed=seed)
-
-
 def pruner(params: Params) -> optuna.pruners.MedianPruner:
     return optuna.pruners.MedianPruner(n_startup_trials=params.tune.n_startup_trials,
                                        n_warmup_steps=max(1, params.tune.epochs // 4))

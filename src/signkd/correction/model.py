@@ -25,8 +25,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from signkd.scoring import official_wer
+from signkd.correction.constrain import VocabularyConstraint
 from signkd.io import atomic_dir, write_json
+from signkd.scoring import official_wer
 
 # BART's conventional ids: <s>=0, <pad>=1, </s>=2, <unk>=3.
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>")
@@ -122,15 +123,19 @@ class GlossCorrector:
     tokenizer cannot represent exactly (an unknown gloss, too long) is always left unchanged.
     """
 
-    def __init__(self, model, tokenizer, *, margin: float = 0.0, max_length: int = 128):
+    def __init__(self, model, tokenizer, *, margin: float = 0.0, max_length: int = 128,
+                 vocab: Sequence[str] | None = None):
         """Wrap a loaded seq2seq model; until calibrated, margin 0 accepts any correction the
-        model scores above the original. Most callers use `build` or `load` instead."""
+        model scores above the original. With `vocab`, generation may only output its words
+        (`VocabularyConstraint`). Most callers use `build` or `load` instead."""
         if max_length <= 0:
             raise ValueError(f"max_length must be positive, got {max_length}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.margin = float(margin)
         self.max_length = int(max_length)
+        self.vocab = list(vocab) if vocab else None
+        self.constraint = VocabularyConstraint(tokenizer, self.vocab) if self.vocab else None
         self.calibration: dict = {}
 
     @classmethod
@@ -162,7 +167,7 @@ class GlossCorrector:
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if pretrained:
-            corrector = cls._from_checkpoint(pretrained, max_length=max_length)
+            corrector = cls._from_checkpoint(pretrained, max_length=max_length, vocab=vocab)
             lost = [g for g in (vocab or []) if not corrector._representable([g])]
             if lost:
                 warnings.warn(
@@ -178,10 +183,11 @@ class GlossCorrector:
                 len(tokenizer), d_model=d_model, layers=layers, heads=heads,
                 ffn_dim=ffn_dim, dropout=dropout, max_length=max_length,
             )
-        return cls(model, tokenizer, max_length=max_length)
+        return cls(model, tokenizer, max_length=max_length, vocab=_check_vocab(vocab))
 
     @classmethod
-    def _from_checkpoint(cls, source: str, *, max_length: int, margin: float = 0.0) -> GlossCorrector:
+    def _from_checkpoint(cls, source: str, *, max_length: int, margin: float = 0.0,
+                         vocab: Sequence[str] | None = None) -> GlossCorrector:
         local = Path(source).expanduser().is_dir()
         if not local and source.startswith(("/", "./", "../", "~")):
             raise FileNotFoundError(f"pretrained model directory {source!r} does not exist")
@@ -192,7 +198,7 @@ class GlossCorrector:
         except (OSError, ValueError) as err:
             where = "local directory" if local else "hub id (not a local directory; is the hub reachable?)"
             raise OSError(f"cannot load seq2seq model from {where} {source!r}: {err}") from err
-        return cls(model, tokenizer, margin=margin, max_length=max_length)
+        return cls(model, tokenizer, margin=margin, max_length=max_length, vocab=vocab)
 
     def to(self, device: str | torch.device) -> GlossCorrector:
         self.model.to(device)
@@ -228,17 +234,21 @@ class GlossCorrector:
         return self.tokenizer.decode(ids, skip_special_tokens=True).split() == list(glosses)
 
     @torch.no_grad()
-    def generate(self, hyps: Sequence[Sequence[str]], *, num_beams: int = 4, batch_size: int = 64) -> list[list[str]]:
-        """The model's raw proposals, without the gate (deterministic: beam search, no sampling)."""
+    def generate(self, hyps: Sequence[Sequence[str]], *, num_beams: int = 4, batch_size: int = 64,
+                 length_ratio: float = 1.5) -> list[list[str]]:
+        """The model's raw proposals, without the gate: free-running beam search (the decoder
+        sees only its own outputs, never a reference), restricted to `vocab` when set; at most
+        `length_ratio` times the input length plus 4 tokens."""
         _check_positive(num_beams=num_beams, batch_size=batch_size)
         self.model.eval()
         out: list[list[str]] = []
         for start in range(0, len(hyps), batch_size):
             enc = self.encode_pairs(hyps[start : start + batch_size])
-            max_new = min(self.max_length, int(1.5 * enc["input_ids"].shape[1]) + 4)
+            max_new = min(self.max_length, int(length_ratio * enc["input_ids"].shape[1]) + 4)
             ids = self.model.generate(
                 input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                 num_beams=num_beams, do_sample=False, max_new_tokens=max_new,
+                prefix_allowed_tokens_fn=self.constraint,
             )
             out.extend(text.split() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True))
         return out
@@ -346,6 +356,7 @@ class GlossCorrector:
                 "margin": _json_margin(self.margin),
                 "max_length": self.max_length,
                 "calibration": self.calibration,
+                "vocab": self.vocab,
             })
         return directory
 
@@ -360,7 +371,8 @@ class GlossCorrector:
         if config.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{config_path}: format_version {config.get('format_version')!r}, expected {FORMAT_VERSION}")
         margin = math.inf if config["margin"] is None else float(config["margin"])
-        corrector = cls._from_checkpoint(str(directory), max_length=int(config["max_length"]), margin=margin)
+        corrector = cls._from_checkpoint(str(directory), max_length=int(config["max_length"]), margin=margin,
+                                         vocab=config.get("vocab"))
         corrector.calibration = config.get("calibration", {})
         return corrector
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from signkd.correction.data import LeakGuard
 from signkd.correction.model import GlossCorrector
 from signkd.correction.noise import make_denoising_pairs
 
@@ -34,11 +35,13 @@ def pretrain(
     noise_samples: int,
     clean_fraction: float = 0.15,
     progress: bool = True,
+    guard: LeakGuard | None = None,
     **noise: float,
 ) -> dict:
     """Train on `noise_samples` (noisy, clean) pairs drawn from `sentences`; returns the loss curve.
 
-    `noise` overrides the corruption probabilities of `noise.DEFAULT_NOISE`.
+    `noise` overrides the corruption probabilities of `noise.DEFAULT_NOISE`. With `guard`, pairs
+    whose noisy source or clean target is a guarded (dev/test) sentence are dropped.
     """
     _check_training_args(steps=steps, lr=lr, batch_size=batch_size)
     if noise_samples <= 0:
@@ -49,8 +52,11 @@ def pretrain(
         raise ValueError("no non-empty sentences to pre-train on")
     rng = np.random.default_rng(seed)
     pairs = make_denoising_pairs(sentences, vocab, noise_samples, rng, clean_fraction=clean_fraction, **noise)
-    return _train(corrector, pairs, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                  progress=progress, desc="correct: pretrain")
+    kept = guard.pairs(pairs) if guard is not None else pairs
+    result = _train(corrector, kept, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+                    progress=progress, desc="correct: pretrain", guard=guard)
+    result["num_dropped_pairs"] = len(pairs) - len(kept)
+    return result
 
 
 def finetune(
@@ -65,12 +71,14 @@ def finetune(
     replay_sentences: Sequence[Sequence[str]] | None = None,
     vocab: Sequence[str] | None = None,
     progress: bool = True,
+    guard: LeakGuard | None = None,
 ) -> dict:
     """Train on (recognised hypothesis, reference) pairs plus replayed denoising pairs.
 
     `replay_fraction` is the share of denoising pairs in the mixed training set (0 disables
     replay); they are drawn from `replay_sentences` (default: the references) with substitutes
-    from `vocab` (default: every gloss seen in the pairs).
+    from `vocab` (default: every gloss seen in the pairs). With `guard`, every pair (real or
+    replayed) that touches a guarded (dev/test) sentence is dropped.
     """
     _check_training_args(steps=steps, lr=lr, batch_size=batch_size)
     if not 0.0 <= replay_fraction < 1.0:
@@ -85,9 +93,15 @@ def finetune(
     replay: list = []
     if n_replay and vocab and any(sentences):
         replay = make_denoising_pairs(sentences, vocab, n_replay, np.random.default_rng(seed))
-    result = _train(corrector, pairs + replay, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                    progress=progress, desc="correct: finetune")
+    mixed = pairs + replay
+    if guard is not None:
+        mixed = guard.pairs(mixed)
+        if not mixed:
+            raise ValueError("finetune: every pair contains a dev/test sentence; nothing left to train on")
+    result = _train(corrector, mixed, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+                    progress=progress, desc="correct: finetune", guard=guard)
     result["num_replay_pairs"] = len(replay)
+    result["num_dropped_pairs"] = len(pairs) + len(replay) - len(mixed)
     return result
 
 
@@ -110,12 +124,18 @@ def _train(
     seed: int,
     progress: bool,
     desc: str,
+    guard: LeakGuard | None = None,
 ) -> dict:
     """AdamW with short warm-up and linear decay; batches from seeded reshuffles of `pairs`.
 
     The global torch RNG is forked and seeded, so dropout and batch order depend only on `seed`
-    (same seed, same weights on CPU) and the caller's RNG state is untouched.
+    (same seed, same weights on CPU) and the caller's RNG state is untouched. `guard` is checked
+    here, where every training pair passes, so a leak fails loudly instead of inflating results.
     """
+    if not pairs:
+        raise ValueError(f"{desc}: no training pairs")
+    if guard is not None:
+        guard.check(pairs, desc)
     model = corrector.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warmup = max(1, steps // 20)

@@ -1,4 +1,5 @@
-"""An animated GIF of extracted keypoints drawn over the video, to see at a glance what was found.
+"""Extracted keypoints drawn over the video: an animated GIF for the reports, a full video for
+`signkd recognize --overlay` (with the running gloss caption), to see at a glance what was found.
 
 Numbers (detection rate, PCK) say how often and how far extraction is off; a picture shows how:
 a hand labelled with the wrong side, a skeleton lagging behind a fast movement, fingers
@@ -8,6 +9,8 @@ interpolated across a short gap), the renderer's ground truth, when given, on to
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -16,7 +19,7 @@ import numpy as np
 from signkd.features.accuracy import to_pixels
 from signkd.features.frames import iter_frames
 from signkd.features.keypoints import FACE, LEFT_HAND, POSE, POSE_NAMES, RIGHT_HAND
-from signkd.io import atomic_path, load_npz
+from signkd.io import _publish_mode, atomic_path, load_npz
 
 HAND_BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11),
               (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20))
@@ -123,3 +126,62 @@ def write_overlay_gif(
     with atomic_path(out_path) as tmp:
         iio.imwrite(tmp, np.stack(images), extension=".gif", duration=frame_ms, loop=0)
     return len(images)
+
+
+def _caption(image: np.ndarray, text: str) -> None:
+    """A dark bar along the bottom with the newest glosses that fit (older ones scroll off)."""
+    height, width = image.shape[:2]
+    scale = max(0.4, width / 640)
+    thickness = max(1, round(scale * 1.5))
+    words = text.split()
+    while words and cv2.getTextSize(" ".join(words), cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] > width - 8:
+        words = words[1:]
+    (_, text_h), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    top = height - text_h - base - 8
+    image[top:] = (image[top:] * 0.35).astype(np.uint8)
+    cv2.putText(image, " ".join(words), (4, height - base - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                thickness, cv2.LINE_AA)
+
+
+def write_overlay_video(source: str | Path, keypoints: dict, out_path: str | Path, captions: list[str],
+                        fps: float) -> int:
+    """Every frame of `source` with its landmarks and `captions[t]` (the running gloss caption),
+    written atomically as .mp4 (mp4v) or .avi (MJPG); small frames (Phoenix's 210 x 260) are
+    enlarged 2x so that the caption stays readable. Returns the number of frames written."""
+    out_path = Path(out_path)
+    fourcc = {".mp4": "mp4v", ".avi": "MJPG"}.get(out_path.suffix.lower())
+    if fourcc is None:
+        raise ValueError(f"overlay video {out_path} must end in .mp4 or .avi")
+    total = len(keypoints["mask"])
+    if len(captions) != total:
+        raise ValueError(f"{len(captions)} captions for {total} frames")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    # VideoWriter picks the container from the suffix, so the temporary file keeps it
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=out_path.suffix, dir=out_path.parent)
+    os.close(fd)
+    tmp, writer, count = Path(tmp_name), None, 0
+    try:
+        for t, frame in enumerate(iter_frames(source)):
+            if t >= total:
+                raise ValueError(f"{source} has more frames than the {total} with keypoints")
+            scale = 2 if frame.shape[1] < 400 else 1
+            image = _draw_frame(frame, t, keypoints, None, scale)
+            _caption(image, captions[t])
+            if writer is None:
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), image.shape[1::-1])
+                if not writer.isOpened():
+                    raise OSError(f"OpenCV cannot write {out_path.suffix} video ({fourcc}) here")
+            writer.write(image)
+            count += 1
+        if count != total:
+            raise ValueError(f"{source} has fewer frames than the {total} with keypoints")
+        writer.release()
+        writer = None
+        _publish_mode(tmp, directory=False)
+        os.replace(tmp, out_path)
+    finally:
+        if writer is not None:
+            writer.release()
+        if tmp.exists():
+            tmp.unlink()
+    return count

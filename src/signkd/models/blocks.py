@@ -47,6 +47,9 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         if not self.training:
             return super().forward(x)
+        # statistics in float32: under autocast (AMP on CUDA) x is float16, whose sums over B x T
+        # overflow, and the float32 running statistics cannot be blended with it (a no-op otherwise)
+        x = x.float()
         m = mask[:, None, :].to(x.dtype)
         count = m.sum().clamp(min=2.0)
         mean = (x * m).sum((0, 2)) / count

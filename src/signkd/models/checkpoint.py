@@ -15,17 +15,23 @@ WEIGHTS = "model.safetensors"
 CONFIG = "model.json"
 
 
-def build_model(config: dict) -> nn.Module:
-    """Rebuild a model from its checkpoint config (what `experiment.*_config` wrote)."""
+def build_model(config: dict, pretrained: bool = True) -> nn.Module:
+    """Rebuild a model from its checkpoint config (what `experiment.*_config` wrote).
+
+    A fresh model for training starts from the config's local pretrained video-backbone weights
+    (`video_backbone_weights`); `pretrained=False` skips that file, for a model whose own weights
+    are loaded next (a deployed checkpoint must not need the ImageNet file to exist)."""
     kind = config["kind"]
+    backbone = (config.get("video_backbone", "small_cnn"), config.get("video_backbone_weights", "") if pretrained else "")
     if kind == "student":
         modality = config.get("modality", "keypoints")
         return Student(modality, config["keypoint_dim"], config["hidden"], config["num_classes"], config["dropout"],
-                       config.get("cnn_width", 16))
+                       config.get("cnn_width", 16), *backbone)
     if kind == "teacher":
         return MultiModalTeacher(
             config["keypoint_dim"], config["hidden"], config["num_classes"], config["fusion"], config["dropout"],
             config.get("cnn_width", 32), config.get("modality_dropout", 0.0), tuple(config.get("modalities", MODALITIES)),
+            *backbone,
         )
     raise ValueError(f"unknown model kind {kind!r} in checkpoint config")
 
@@ -47,7 +53,7 @@ def load_checkpoint(directory: str | Path) -> tuple[nn.Module, dict]:
         if not p.is_file():
             raise FileNotFoundError(f"checkpoint file {p} is missing: rerun the stage that trains it (dvc repro)")
     config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    model = build_model(config)
+    model = build_model(config, pretrained=False)
     model.load_state_dict(load_file(str(weights)))
     model.eval()
     return model, config

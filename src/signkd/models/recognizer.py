@@ -15,9 +15,11 @@ from torch import nn
 
 from signkd.models.blocks import FrameCNN, KeypointEncoder, SequenceModel, TemporalConv
 from signkd.models.fusion import CrossModalAttention, LateralTemporalConv
+from signkd.models.resnet import ResNetFrameEncoder
 
 MODALITIES = ("video", "keypoints", "flow")
 FUSIONS = ("early", "late", "attention", "lateral")
+VIDEO_BACKBONES = ("small_cnn", "resnet18")  # `model.video_backbone`: the RGB frame encoder
 
 
 @dataclass
@@ -31,10 +33,19 @@ class RecognizerOutput:
     stream_logits: dict[str, torch.Tensor] = field(default_factory=dict)  # per-stream CTC heads [B, T', C]
 
 
-def frame_encoder(modality: str, keypoint_dim: int, hidden: int, cnn_width: int, dropout: float) -> nn.Module:
-    """Per-frame features of one modality: a 2-D CNN over RGB or flow, an MLP over landmarks."""
+def frame_encoder(modality: str, keypoint_dim: int, hidden: int, cnn_width: int, dropout: float,
+                  video_backbone: str = "small_cnn", backbone_weights: str = "") -> nn.Module:
+    """Per-frame features of one modality: a 2-D CNN over RGB or flow, an MLP over landmarks.
+
+    RGB frames go through the small `FrameCNN` (sized for the synthetic corpus) or, with
+    `video_backbone="resnet18"`, an ImageNet-style ResNet-18 (real datasets at 224x224),
+    initialised from `backbone_weights` (a local torchvision state dict) when given."""
+    if video_backbone not in VIDEO_BACKBONES:
+        raise ValueError(f"unknown video backbone {video_backbone!r}; use one of {VIDEO_BACKBONES}")
     if modality == "keypoints":
         return KeypointEncoder(keypoint_dim, hidden, dropout)
+    if modality == "video" and video_backbone == "resnet18":
+        return ResNetFrameEncoder(hidden, backbone_weights)
     if modality in ("video", "flow"):
         return FrameCNN(3 if modality == "video" else 2, hidden, cnn_width)
     raise ValueError(f"unknown modality {modality!r}; use one of {MODALITIES}")
@@ -74,10 +85,10 @@ class Student(nn.Module):
     """A deployable single-modal student: per-frame encoder -> Branch."""
 
     def __init__(self, modality: str, keypoint_dim: int, hidden: int, num_classes: int, dropout: float = 0.1,
-                 cnn_width: int = 16):
+                 cnn_width: int = 16, video_backbone: str = "small_cnn", backbone_weights: str = ""):
         super().__init__()
         self.modalities = (modality,)
-        self.encoder = frame_encoder(modality, keypoint_dim, hidden, cnn_width, dropout)
+        self.encoder = frame_encoder(modality, keypoint_dim, hidden, cnn_width, dropout, video_backbone, backbone_weights)
         self.branch = Branch(hidden, hidden, num_classes, dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> RecognizerOutput:
@@ -95,8 +106,9 @@ class KeypointStudent(Student):
 class VideoStudent(Student):
     """SignKD-style student: RGB frames only, so inference needs neither MediaPipe nor flow."""
 
-    def __init__(self, hidden: int, num_classes: int, dropout: float = 0.1, cnn_width: int = 16):
-        super().__init__("video", 0, hidden, num_classes, dropout, cnn_width)
+    def __init__(self, hidden: int, num_classes: int, dropout: float = 0.1, cnn_width: int = 16,
+                 video_backbone: str = "small_cnn", backbone_weights: str = ""):
+        super().__init__("video", 0, hidden, num_classes, dropout, cnn_width, video_backbone, backbone_weights)
 
 
 class MultiModalTeacher(nn.Module):
@@ -107,6 +119,7 @@ class MultiModalTeacher(nn.Module):
     def __init__(
         self, keypoint_dim: int, hidden: int, num_classes: int, fusion: str = "early", dropout: float = 0.1,
         cnn_width: int = 32, modality_dropout: float = 0.0, modalities: tuple[str, ...] = MODALITIES,
+        video_backbone: str = "small_cnn", backbone_weights: str = "",
     ):
         super().__init__()
         if fusion not in FUSIONS:
@@ -114,7 +127,10 @@ class MultiModalTeacher(nn.Module):
         self.modalities = tuple(modalities)
         self.fusion = fusion if len(self.modalities) > 1 else "early"
         self.modality_dropout = modality_dropout
-        self.streams = nn.ModuleDict({m: frame_encoder(m, keypoint_dim, hidden, cnn_width, dropout) for m in self.modalities})
+        self.streams = nn.ModuleDict({
+            m: frame_encoder(m, keypoint_dim, hidden, cnn_width, dropout, video_backbone, backbone_weights)
+            for m in self.modalities
+        })
         multi = len(self.modalities) > 1
         if self.fusion == "late":
             self.branches = nn.ModuleDict({m: Branch(hidden, hidden, num_classes, dropout) for m in self.modalities})

@@ -27,6 +27,7 @@ from signkd.io import write_json, write_text
 from signkd.models.checkpoint import freeze, load_checkpoint, save_checkpoint
 from signkd.params import Params, load_params
 from signkd.studies.common import bar_chart, cached, load_all, markdown_table, only, run_key, summarize, test_record, with_updates
+from signkd.teacher_targets import TARGETS_FILE, load_targets, out_of_fold_targets, save_targets
 from signkd.training.kd import attach_teacher_outputs
 from signkd.training.trainer import evaluate, train
 from signkd.tuning import kd_settings
@@ -62,7 +63,24 @@ def teacher_run(params: Params, items: dict, vocab) -> tuple[dict, object, dict]
     return record, model, config
 
 
-def student_run(params: Params, recipe: str, items: dict, vocab, teacher, teacher_cfg, kd: dict) -> dict:
+def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg) -> Path:
+    """This seed's teacher targets, made as the pipeline makes them (`kd.teacher_targets`)."""
+    directory = STUDY_DIR / f"targets-seed{params.seed}"
+    key_file = directory / "key.txt"
+    key = run_key(params, "targets", params.seed)
+    if key_file.is_file() and key_file.read_text() == key and (directory / TARGETS_FILE).is_file():
+        return directory
+    modalities = tuple(teacher_cfg["modalities"])
+    train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], modalities)]
+    attach_teacher_outputs(freeze(teacher), train_items, keep=modalities)
+    if params.kd.teacher_targets == "out_of_fold":
+        out_of_fold_targets(params, vocab, train_items, only(items["dev"], modalities), teacher_cfg, params.kd.folds)
+    save_targets(train_items, directory)
+    write_text(key_file, key)
+    return directory
+
+
+def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path, teacher_cfg, kd: dict) -> dict:
     modality, seed = params.student.modality, params.seed
     name = f"{modality}-{recipe}"
 
@@ -74,16 +92,15 @@ def student_run(params: Params, recipe: str, items: dict, vocab, teacher, teache
             data = {k: only(v, (modality,)) for k, v in items.items()}
             result = train(model, data["train"], data["dev"], vocab, train_config(params, params.student), None, None, name)
         else:
-            train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], tuple(teacher_cfg["modalities"]) + keep)]
-            attach_teacher_outputs(freeze(teacher), train_items, keep=keep)
+            train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], keep)]
+            load_targets(train_items, targets, keep)
             data = {"train": train_items, "dev": only(items["dev"], keep), "test": only(items["test"], (modality,))}
-            out = distill_student(with_updates(params, kd={"recipe": recipe}), data, vocab, teacher_cfg, temp, on_epoch=None,
-                                  desc=name, alpha=kd["alpha"], level_weights=kd["level_weights"])
+            out = distill_student(with_updates(params, kd={"recipe": recipe}), data, vocab, teacher_cfg, kd["temperature"],
+                                  on_epoch=None, desc=name, alpha=kd["alpha"], level_weights=kd["level_weights"])
             model, config, result = out.student, out.config, out.result
         save_checkpoint(model, config, STUDY_DIR / f"{name}-seed{seed}")
         return _evaluate(model, params, {"test": only(items["test"], (modality,))}, vocab, result)
 
-    temp = kd["temperature"]
     return cached(STUDY_DIR, name, seed, run_key(params, name, seed, kd), fit)
 
 
@@ -97,16 +114,16 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS) 
     vocab = vocabulary(params)
     items = load_all(params, vocab)
     kd = kd_settings(params)
-    temp = kd["temperature"]
     teachers, runs = {}, {s: {} for s in students}
     for seed in seeds:
         ps = params.model_copy(update={"seed": seed})
         record, model, config = teacher_run(ps, items, vocab)
         teachers[seed] = record
+        targets = targets_run(ps, items, vocab, model, config)
         for student in students:
             pst = with_updates(ps, student={"modality": student})
             for recipe in ("no_kd", *RECIPES):
-                runs[student].setdefault(recipe, []).append(student_run(pst, recipe, items, vocab, model, config, kd))
+                runs[student].setdefault(recipe, []).append(student_run(pst, recipe, items, vocab, targets, config, kd))
     teacher_summary = summarize(list(teachers.values()))
     report: dict = {}
     for student, by_recipe in runs.items():
@@ -114,7 +131,7 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS) 
         block["teacher"] = teacher_summary | {"seed_wers": [round(r["test_wer"], 3) for r in teachers.values()]}
         block["gap_recovered"] = gap_recovered(block)
         report[student] = block
-    report["settings"] = {"temperature": temp, "alpha": kd["alpha"], "fusion": params.teacher.fusion,
+    report["settings"] = {"temperature": kd["temperature"], "teacher_targets": params.kd.teacher_targets, "alpha": kd["alpha"], "fusion": params.teacher.fusion,
                           "level_weights": kd["level_weights"], "kd_source": kd["source"], "seeds": seeds}
     write_json(REPORT_DIR / "metrics.json", report)
     flat = {f"{s}/{r}": v for s in students for r, v in report[s].items() if r != "gap_recovered"}

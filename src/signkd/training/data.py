@@ -184,9 +184,16 @@ def _to_float(key: str, x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
-def batches(items: list[Item], batch_size: int, shuffle: bool, generator: torch.Generator | None = None, transform=None):
-    """Collated batches in order (or shuffled); `transform` maps each item first (augmentation)."""
-    order = torch.randperm(len(items), generator=generator).tolist() if shuffle else list(range(len(items)))
+def batches(items: list[Item], batch_size: int, shuffle: bool, generator: torch.Generator | None = None, transform=None,
+            sampler=None):
+    """Collated batches in order (or shuffled); `transform` maps each item first (augmentation).
+
+    A `sampler` (an iterable of indices, e.g. a DistributedSampler: this process's shard of the
+    epoch under DDP) gives the order instead of `shuffle`/`generator`."""
+    if sampler is not None:
+        order = list(sampler)
+    else:
+        order = torch.randperm(len(items), generator=generator).tolist() if shuffle else list(range(len(items)))
     for i in range(0, len(order), batch_size):
         chunk = [items[j] for j in order[i : i + batch_size]]
         yield collate([transform(it) for it in chunk] if transform is not None else chunk)

@@ -1,4 +1,10 @@
-"""A plain CTC training loop shared by teacher, student, distillation and tuning trials."""
+"""A plain CTC training loop shared by teacher, student, distillation and tuning trials.
+
+On CUDA it trains with automatic mixed precision (float16 autocast + a gradient scaler), which
+roughly halves activation memory for the ResNet-18 video stream; the CPU path is plain float32.
+Under `torchrun` it is data-parallel (DDP; see `signkd.training.distributed`); dev evaluation
+stays in float32 and gives every rank the same WER, so all ranks keep the same best epoch.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from signkd.inference import DecodeConfig, TorchBackend, score
+from signkd.inference import DecodeConfig, TorchBackend, score, transcribe
 from signkd.models.recognizer import RecognizerOutput
-from signkd.scoring import WerResult
+from signkd.scoring import WerResult, official_wer
 from signkd.seeding import set_seed
+from signkd.training import distributed
 from signkd.training.augment import AugmentConfig, augment_item
 from signkd.training.data import Item, Vocabulary, batches
 
@@ -26,6 +33,11 @@ LossFn = Callable[[RecognizerOutput, dict[str, torch.Tensor]], tuple[torch.Tenso
 def default_device() -> torch.device:
     """CUDA when present, else the CPU (the default everywhere in this project)."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for training: float16 on CUDA (with a gradient scaler); None = float32."""
+    return torch.float16 if device.type == "cuda" else None
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -41,6 +53,11 @@ class TrainConfig:
     decoding: DecodeConfig = DecodeConfig()
     augment: AugmentConfig = AugmentConfig()
     clean: str = "none"  # hypothesis/reference clean-up of the dataset's official scoring
+    schedule: str = "onecycle"  # onecycle (warm-up + cosine decay) | multistep (x gamma after each milestone epoch)
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.2
+    weight_decay: float = 0.0
+    # per process; under torchrun the effective batch is batch_size x the number of processes
 
 
 @dataclass
@@ -77,6 +94,52 @@ def evaluate(
     return score(TorchBackend(model), items, vocab.glosses, decoding, clean)
 
 
+def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Stepped once per batch: OneCycle over the whole run, or VAC/CorrNet's step decay at epochs."""
+    if cfg.schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=[m * steps_per_epoch for m in cfg.milestones], gamma=cfg.gamma
+        )
+    if cfg.schedule != "onecycle":
+        raise ValueError(f"unknown learning-rate schedule {cfg.schedule!r}; use onecycle or multistep")
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+    )
+
+
+class _WithLoss(nn.Module):
+    """Model and loss as one module, so that DDP also averages the gradients of a loss's own
+    parameters (the distillation adapters)."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn | nn.Module):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.loss_fn(self.model(batch), batch)
+
+
+def _all_finite(loss: torch.Tensor, ctx: distributed.Context) -> bool:
+    """Whether the loss is finite on every rank (all ranks must stop together, or the rest hang)."""
+    finite = torch.isfinite(loss.detach()).all()
+    if ctx.active:
+        flag = finite.to(torch.int32).reshape(1)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item())
+    return bool(finite)
+
+
+def _dev_wer(model: nn.Module, items: list[Item], vocab: Vocabulary, cfg: TrainConfig, ctx: distributed.Context) -> WerResult:
+    """Dev WER; under DDP each rank decodes every N-th utterance and all score the gathered
+    hypotheses, so every rank sees the same number."""
+    if not ctx.active:
+        return evaluate(model, items, vocab, cfg.decoding, cfg.clean)[0]
+    shard = transcribe(TorchBackend(model), items[ctx.rank :: ctx.world_size], vocab.glosses, cfg.decoding)
+    hyps = distributed.gather_in_order(shard, ctx, len(items))
+    return official_wer([list(it.glosses) for it in items], hyps, clean=cfg.clean)
+
+
 def _augmenter(cfg: AugmentConfig, seed: int, items: list[Item]):
     """Per-item augmentation, seeded; frame-aligned teacher targets (distillation) keep the
     frame count, so only the spatial transforms apply to them."""
@@ -97,49 +160,76 @@ def train(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     desc: str = "train",
 ) -> TrainResult:
-    """Adam with cosine decay; keeps the weights of the epoch with the lowest dev WER."""
+    """Adam with the configured schedule; keeps the weights of the epoch with the lowest dev WER.
+
+    Under torchrun every rank returns the same weights and history; `on_epoch` (MLflow logging)
+    runs on rank 0 only."""
     loss_fn = loss_fn if loss_fn is not None else ctc_loss
     set_seed(cfg.seed)
-    device = default_device()
+    ctx = distributed.context()
+    device = ctx.device if ctx.active else default_device()
     model.to(device)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)
     params = list(model.parameters())
     if isinstance(loss_fn, nn.Module):
         params += list(loss_fn.parameters())
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    steps_per_epoch = math.ceil(len(train_items) / cfg.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
-    )
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(math.ceil(len(train_items) / ctx.world_size) / cfg.batch_size)
+    scheduler = _scheduler(optimizer, cfg, steps_per_epoch)
     generator = torch.Generator().manual_seed(cfg.seed)
-    transform = _augmenter(cfg.augment, cfg.seed, train_items)
+    transform = _augmenter(cfg.augment, cfg.seed + ctx.rank, train_items)
+    step = _WithLoss(model, loss_fn)
+    runner: nn.Module = step
+    sampler = None
+    if ctx.active:
+        # DDP starts every rank from rank 0's weights. Every model parameter takes part in the loss;
+        # a distillation loss may leave an adapter unused (its level weight is 0), which DDP must know
+        runner = nn.parallel.DistributedDataParallel(
+            step, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=isinstance(loss_fn, nn.Module),
+        )
+        sampler = torch.utils.data.DistributedSampler(
+            train_items, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed
+        )
+        set_seed(cfg.seed + ctx.rank)  # different dropout masks on each rank's shard
+    half = amp_dtype(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=half is not None)
     result = TrainResult(best_epoch=-1, best_dev_wer=math.inf)
     best_state = copy.deepcopy(model.state_dict())
-    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch")
+    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", disable=ctx.rank != 0)
     for epoch in bar:
         model.train()
         totals: dict[str, float] = {}
-        for batch in batches(train_items, cfg.batch_size, shuffle=True, generator=generator, transform=transform):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        for batch in batches(train_items, cfg.batch_size, shuffle=True, generator=generator, transform=transform,
+                             sampler=sampler):
             batch = to_device(batch, device)
-            loss, parts = loss_fn(model(batch), batch)
-            if not torch.isfinite(loss):
+            with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
+                loss, parts = runner(batch)
+            if not _all_finite(loss, ctx):
                 raise FloatingPointError(f"{desc}: non-finite loss at epoch {epoch} ({parts}); lower the learning rate")
             optimizer.zero_grad()
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # clip the true gradients (a no-op without AMP)
             nn.utils.clip_grad_norm_(params, 5.0)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             for k, v in {"loss": loss.item(), **parts}.items():
                 totals[k] = totals.get(k, 0.0) + v / steps_per_epoch
-        dev, _ = evaluate(model, dev_items, vocab, cfg.decoding, cfg.clean)
+        if ctx.active:
+            distributed.sync_buffers(step, ctx)
+            totals = distributed.mean_over_ranks(totals, ctx)
+        dev = _dev_wer(model, dev_items, vocab, cfg, ctx)
         record = {"epoch": epoch, **{f"train_{k}": v for k, v in totals.items()}, "dev_wer": dev.wer}
         result.history.append(record)
         if dev.wer < result.best_dev_wer:
             result.best_dev_wer, result.best_epoch = dev.wer, epoch
             best_state = copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{totals['loss']:.3f}", dev_wer=f"{dev.wer:.1f}", best=f"{result.best_dev_wer:.1f}")
-        if on_epoch is not None:
+        if on_epoch is not None and ctx.rank == 0:
             on_epoch(epoch, record)
     model.load_state_dict(best_state)
     model.cpu()

@@ -1,0 +1,61 @@
+"""The arithmetic behind the studies' claims: seed summaries, their interval, gap recovered,
+and the premise checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from signkd.studies.common import seed_mean_interval, summarize
+from signkd.studies.kd_ablation import gap_recovered
+from signkd.studies.modalities import claims
+
+
+def _run(errors: list[int], refs: list[int], dev: float = 10.0) -> dict:
+    return {"test_ids": [f"u{i}" for i in range(len(refs))], "test_errors": errors, "test_ref_words": refs,
+            "dev_wer": dev, "test_wer": 100.0 * sum(errors) / sum(refs)}
+
+
+def test_summary_is_the_mean_and_sample_spread_over_seeds():
+    runs = [_run([1, 0, 1, 0], [5, 5, 5, 5]), _run([2, 0, 2, 0], [5, 5, 5, 5]), _run([3, 0, 3, 0], [5, 5, 5, 5])]
+    s = summarize(runs)
+    assert s["test_wer_mean"] == pytest.approx(20.0)  # 10, 20, 30
+    assert s["test_wer_std"] == pytest.approx(10.0)  # sample std of 10, 20, 30
+    assert s["seeds"] == 3 and s["test_wer_ci_low"] <= 20.0 <= s["test_wer_ci_high"]
+
+
+def test_seed_interval_collapses_when_every_utterance_has_the_same_error_rate():
+    errors = np.array([[1, 1, 1, 1], [2, 2, 2, 2]])
+    low, high = seed_mean_interval(errors, np.array([4, 4, 4, 4]))
+    assert low == pytest.approx(37.5) and high == pytest.approx(37.5)  # mean of 25% and 50%
+
+
+def test_seed_interval_resamples_the_same_utterances_for_every_seed():
+    # seed A errs only on u0, seed B only on u1: any resample's mean over seeds is the same share
+    errors = np.array([[4, 0], [0, 4]])
+    low, high = seed_mean_interval(errors, np.array([4, 4]))
+    # every resample gives seed A + seed B = 100% between them; independent resampling would not
+    assert low == pytest.approx(50.0) and high == pytest.approx(50.0)
+
+
+def test_runs_on_different_test_sets_are_refused():
+    a, b = _run([1], [5]), _run([1], [5])
+    b["test_ids"] = ["other"]
+    with pytest.raises(ValueError, match="different test sets"):
+        summarize([a, b])
+
+
+def test_gap_recovered_is_the_share_of_the_no_kd_to_teacher_gap():
+    block = {"no_kd": {"test_wer_mean": 30.0}, "teacher": {"test_wer_mean": 10.0},
+             "logits": {"test_wer_mean": 25.0}, "hkd": {"test_wer_mean": 15.0}, "chain": {"test_wer_mean": 32.0}}
+    assert gap_recovered(block) == {"logits": 0.25, "hkd": 0.75, "chain": -0.1}
+
+
+def test_premise_claims_compare_the_best_fusion_with_the_best_single_stream():
+    summary = {name: {"test_wer_mean": w} for name, w in {
+        "video": 40.0, "keypoints": 30.0, "flow": 50.0, "fusion_early": 26.0, "fusion_late": 23.0,
+        "fusion_attention": 28.0, "fusion_lateral": 35.0, "student_keypoints": 36.0}.items()}
+    c = claims(summary)
+    assert c["best_fusion"] == "fusion_late" and c["best_single_stream"] == "keypoints"
+    assert c["fusion_relative_gain"] == pytest.approx(7 / 30, abs=1e-4) and c["fusion_beats_single_by_20pct"]
+    assert c["student_over_teacher"] == pytest.approx(36 / 23, abs=1e-3) and c["student_at_least_1_5x_teacher"]
