@@ -30,12 +30,7 @@ VOCAB = ["MORGEN", "NORD", "NORDWEST", "REGEN", "REGENBOGEN", "SONNE", "STARK", 
 TEXT = [" ".join(VOCAB[i:] + VOCAB[:i]) for i in range(len(VOCAB))] + ["MORGENROT ABENDSTERN NEBELWAND"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _sentencepiece_like() -> PreTrainedTokenizerFast:

@@ -8,7 +8,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a model h
 
 import numpy as np
 import pytest
-import torch
 
 import signkd.correction.train as train_module
 import signkd.correction.translate as translate_module
@@ -25,13 +24,7 @@ TINY = CorrectParams(pretrained="", pretrain_steps=3, finetune_steps=3, noise_sa
                      translate_steps=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread is faster here and keeps timings stable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _with_posteriors(split: SplitData) -> SplitData:

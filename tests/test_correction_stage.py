@@ -10,7 +10,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a model h
 
 import numpy as np
 import pytest
-import torch
 
 from signkd.correction import GlossCorrector
 from signkd.correction.pipeline import Grammar
@@ -25,12 +24,7 @@ TINY = {"pretrain_steps": 3, "finetune_steps": 3, "noise_samples": 200, "batch_s
         "samples_per_video": 2, "num_beams": 1, "translate_steps": 3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

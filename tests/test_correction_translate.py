@@ -8,7 +8,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a model h
 
 import numpy as np
 import pytest
-import torch
 from sacrebleu.metrics import BLEU, CHRF
 
 from signkd.correction.data import LeakGuard
@@ -17,12 +16,7 @@ from signkd.data.grammar import sample_sentence
 from tests.test_correction_fakes import GLOSSES
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _pairs(seed: int, n: int) -> list[tuple[list[str], str]]:

@@ -51,9 +51,12 @@ def test_latency_is_the_median_per_100_frames():
     calls = []
     ms = latency_ms_per_100_frames(lambda x: calls.append(x), [1, 2], frames=[50, 200], runs=4)
     assert len(calls) == 2 + 4 and ms >= 0
-    slow = latency_ms_per_100_frames(lambda x: torch.ones(200, 200) @ torch.ones(200, 200), [0], frames=[100], runs=3)
-    fast_per_frame = latency_ms_per_100_frames(lambda x: torch.ones(200, 200) @ torch.ones(200, 200), [0], frames=[1000], runs=3)
-    assert fast_per_frame < slow
+    # a fake clock that advances 1 ms per call: each timed pass lasts exactly 1 ms, so a
+    # 50-frame video costs 2 ms per 100 frames and a 200-frame one 0.5 ms; the median of
+    # passes over [50, 200, 50, 200, 50] is 2 ms
+    ticks = iter(i * 1e-3 for i in range(1000))
+    fixed = latency_ms_per_100_frames(lambda x: None, [1, 2], frames=[50, 200], runs=5, clock=lambda: next(ticks))
+    assert fixed == pytest.approx(2.0)
 
 
 # --- int8 per operator: static (QDQ) / dynamic / fp32, and the plan search ----------------------
