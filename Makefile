@@ -29,9 +29,13 @@ clean-data:
 	rm -rf data models mlflow.db mlartifacts
 
 # Multi-seed studies (three seeds each; about an hour each on 2 CPU cores; resumable).
-.PHONY: modality-study kd-ablation tune-study
+.PHONY: modality-study kd-ablation tune-study frame-stride-study
 modality-study: $(STAMP)
 	$(BIN)/dvc repro studies/dvc.yaml:modality_study
+
+# The keypoint student trained for MediaPipe on every 1st / 2nd / 3rd frame (recognize's speed).
+frame-stride-study: $(STAMP)
+	$(BIN)/dvc repro studies/dvc.yaml:frame_stride
 
 kd-ablation: $(STAMP)
 	$(BIN)/dvc repro studies/dvc.yaml:kd_ablation

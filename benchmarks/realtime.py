@@ -39,12 +39,14 @@ import numpy as np
 from signkd.data.render import RenderParams, make_signer, render_video
 from signkd.data.synthetic import split_sentences
 from signkd.features.frames import iter_frames
-from signkd.features.keypoints import PARTS, KeypointExtractor, interpolate_gaps
+from signkd.features.keypoints import PARTS, KeypointExtractor, interpolate_gaps, keypoints_for_video
+from signkd.quantize import read_config
 
 FPS = 25
 SECONDS = 10
 STEPS = ("load", "keypoints", "model", "correction")
 OPTIONS = {"every_frame": (1, 1.0), "stride2": (2, 1.0), "stride3": (3, 1.0), "half_resolution": (1, 0.5)}
+assert all(scale == 1.0 or stride == 1 for stride, scale in OPTIONS.values()), "keypoints_with: stride or scale"
 
 
 def _sentence_frames(seed: int, params: RenderParams, signer_index: int, key: tuple | None = None) -> list[np.ndarray]:
@@ -118,19 +120,16 @@ def webcam_clip(path: Path, seed: int) -> Path:
 
 
 def keypoints_with(source: Path, stride: int = 1, scale: float = 1.0, max_gap: int = 4) -> dict[str, np.ndarray]:
-    """`keypoints_for_video`'s arrays with Holistic on every `stride`-th frame (frames between
-    filled by interpolation, so all frames keep their landmarks) and/or on downscaled frames."""
+    """`keypoints_for_video`'s arrays with Holistic on every `stride`-th frame (what `recognize`
+    runs for a student trained with that `student.frame_stride`) or on downscaled frames."""
+    if scale == 1.0:
+        return keypoints_for_video(source, max_gap=max_gap, frame_stride=stride)
     frames = list(iter_frames(source))
     height, width = frames[0].shape[:2]
-    run = frames[::stride]
-    if scale != 1.0:
-        run = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for f in run]
-    found, found_mask = KeypointExtractor().extract(run)
-    landmarks = np.zeros((len(frames), *found.shape[1:]), np.float32)
-    mask = np.zeros((len(frames), found_mask.shape[1]), bool)
-    landmarks[::stride], mask[::stride] = found, found_mask  # normalised coordinates: scale-free
-    filled, interpolated = interpolate_gaps(landmarks, mask, max_gap + stride - 1)
-    return {"landmarks": filled, "mask": mask, "interpolated": interpolated,
+    run = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for f in frames]
+    found, found_mask = KeypointExtractor().extract(run)  # normalised coordinates: scale-free
+    filled, interpolated = interpolate_gaps(found, found_mask, max_gap)
+    return {"landmarks": filled, "mask": found_mask, "interpolated": interpolated,
             "max_gap": np.asarray(max_gap, np.int32), "frame_size": np.asarray((height, width), np.int32)}
 
 
@@ -181,12 +180,12 @@ def step_split(result: dict, prefix: str = "") -> dict:
 
 
 def option_wer(model: str, manifest_dir: Path, videos: int) -> dict:
-    """Dev WER of the deployed model on the first `videos` dev videos, per MediaPipe option."""
+    """Dev WER of the deployed model on the first `videos` dev videos, per MediaPipe option (not
+    retrained for it: an upper bound; the frame-stride study trains for each stride)."""
     import torch
 
     from signkd.data.manifest import read_manifest
     from signkd.inference import DecodeConfig, OnnxBackend, transcribe
-    from signkd.quantize import read_config
     from signkd.scoring import official_wer
     from signkd.training.data import Item, keypoint_features
 
@@ -213,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest-dir", type=Path, default=Path("data/manifest"))
     parser.add_argument("--wer-videos", type=int, default=0, help="dev videos for each option's WER (0: skip)")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--strided-models", nargs="*", type=Path, default=[],
+                        help="students trained for a frame stride (python -m signkd.studies.frame_stride writes "
+                             "models/studies/frame_stride/stride<n>.onnx): recognize's split with each")
     parser.add_argument("--work", type=Path, help="keep the videos here (default: a temporary folder)")
     parser.add_argument("--json", type=Path, help="write the figures here (e.g. reports/recognize/metrics.json)")
     args = parser.parse_args(argv)
@@ -229,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             result = run_cli(clip, args.core, args.model, corrector)
             metrics |= step_split(result, prefix)
             metrics |= {f"{prefix}{k}": v for k, v in option_costs(clip, result["frames"] / result["fps"]).items()}
+            for model in args.strided_models:  # the same CLI with a model trained for its stride
+                stride = read_config(model)["preprocessing"].get("frame_stride", 1)
+                metrics |= step_split(run_cli(clip, args.core, str(model), corrector), f"{prefix}stride{stride}_trained_")
     if args.wer_videos:
         metrics |= option_wer(args.model, args.manifest_dir, args.wer_videos)
     text = json.dumps(metrics, indent=2, sort_keys=True)

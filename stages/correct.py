@@ -51,7 +51,7 @@ def correction_inputs(params: Params, int8: Path = INT8):
     """Per split: references, the int8 student's hypotheses, translations, and the train posteriors;
     the vocabulary, the grammar (synthetic corpus only) and the test items."""
     vocab = vocabulary(params)
-    items = load_splits(params, vocab, (params.student.modality,))
+    items = load_splits(params, vocab, (params.student.modality,), student=True)
     runner = _Kept(OnnxBackend(int8))
     data = {}
     for split in SPLITS:

@@ -71,7 +71,7 @@ def main(params: Params) -> dict:
     vocab = vocabulary(params)
     student, config = load_checkpoint("models/distill")
     name = model_input(student)
-    items = load_splits(params, vocab, (name,), splits=("train", "dev", "test"))
+    items = load_splits(params, vocab, (name,), splits=("train", "dev", "test"), student=True)
     arrays = {split: [collate([it])[name][0].numpy() for it in split_items] for split, split_items in items.items()}
     fp32 = export_onnx(student, collate(items["dev"][:1])[name], OUT / "student_fp32.onnx", config)
     runs = params.quantize.latency_runs

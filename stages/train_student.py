@@ -15,7 +15,7 @@ STAGE = "train_student"
 
 def main(params: Params) -> dict:
     vocab = vocabulary(params)
-    items = load_splits(params, vocab, (params.student.modality,))
+    items = load_splits(params, vocab, (params.student.modality,), student=True)
     config = student_config(params, keypoint_dim(params), vocab)
     model = new_model(config, params.seed)
     result = train(

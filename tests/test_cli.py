@@ -197,3 +197,21 @@ def test_webm_video_is_read_with_its_own_frame_rate(tmp_path):
         writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
     writer.release()
     assert video_fps(video) == pytest.approx(30.0) and sum(1 for _ in iter_frames(video)) == 6
+
+
+def test_a_corrector_whose_gate_accepts_nothing_is_not_loaded(tmp_path, capsys, signed_sentence):
+    import json
+
+    _, folder, _ = signed_sentence
+    corrector = tmp_path / "correct"
+    corrector.mkdir()
+    # margin null = dev calibration chose "never correct"; the weights are unreadable on purpose,
+    # so loading the model (seconds of transformers import on a user's CPU) would fail this test
+    (corrector / "corrector.json").write_text(json.dumps({"format_version": 1, "margin": None, "max_length": 64}))
+    (corrector / "model.safetensors").write_bytes(b"not a model")
+    code = main(["recognize", str(folder), "--model", str(_confident_student(tmp_path, "WIND")),
+                 "--corrector", str(corrector), "--json"])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert code == 0 and summary["corrected"] == "WIND" and summary["correction"] == "not applied"
+    assert "correction" not in summary["seconds"] and "correction not applied" in captured.err

@@ -365,3 +365,38 @@ def test_fingerprints_of_missing_sources_are_none(tmp_path):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"1234")
     assert parallel.stat_fingerprint(video) and parallel.content_fingerprint(video)
+
+
+def test_strided_extraction_runs_mediapipe_on_every_nth_frame_and_equals_thinned_training_keypoints(tmp_path, monkeypatch):
+    """`recognize` with a strided student and the student's training data must see the same
+    landmarks: thinned(every-frame arrays, n) == keypoints_for_video(..., frame_stride=n)."""
+    values = [0.1, None, 0.3, 0.35, 0.5, None, None, 0.8, 0.9, 1.0, None]  # None: MediaPipe misses the frame
+    folder = tmp_path / "v"
+    folder.mkdir()
+    for i in range(len(values)):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), np.full((64, 48, 3), i, np.uint8))
+    seen: list[int] = []
+
+    def per_frame(self, frames):  # stand-in for MediaPipe: frame i (its pixel value) gives values[i]
+        index = [int(f[0, 0, 0]) for f in frames]
+        seen.extend(index)
+        return _track([values[i] for i in index])
+
+    monkeypatch.setattr(kp.KeypointExtractor, "extract", per_frame)
+    every = kp.keypoints_for_video(folder, max_gap=1)
+    assert seen == list(range(len(values)))
+    for stride in (2, 3):
+        seen.clear()
+        strided = kp.keypoints_for_video(folder, max_gap=1, frame_stride=stride)
+        assert seen == list(range(0, len(values), stride)), "MediaPipe runs on the kept frames only"
+        thinned = kp.thinned(every, stride)
+        for key in ("landmarks", "mask", "interpolated", "max_gap", "frame_size"):
+            np.testing.assert_array_equal(strided[key], thinned[key], err_msg=f"{key} at stride {stride}")
+        assert strided["landmarks"].shape[0] == len(values)
+    # stride 2 runs frames 0, 2, 4, 6, 8, 10 and misses 6 and 10: gaps up to max_gap + 1 are filled
+    strided = kp.keypoints_for_video(folder, max_gap=1, frame_stride=2)
+    assert np.flatnonzero(kp.filled_mask(strided)[:, 0]).tolist() == [0, 1, 2, 3, 4, 8]  # 5-7: 3 > 2
+    strided = kp.keypoints_for_video(folder, max_gap=2, frame_stride=2)
+    assert np.flatnonzero(kp.filled_mask(strided)[:, 0]).tolist() == list(range(9))  # the trailing 9, 10 stay empty
+    np.testing.assert_allclose(strided["landmarks"][6, 0], (0.7, 1.4, -0.7), atol=1e-6)  # halfway from 4 (0.5) to 8 (0.9)
+    assert kp.thinned(every, 1) is every

@@ -55,6 +55,10 @@ def test_cross_field_checks(raw):
     with pytest.raises(ParamsError, match="keypoint_parts"):
         parse_params(bad)
     bad = copy.deepcopy(raw)
+    bad["student"].update(modality="video", frame_stride=2)  # a video student never runs MediaPipe
+    with pytest.raises(ParamsError, match="frame_stride"):
+        parse_params(bad)
+    bad = copy.deepcopy(raw)
     bad["tune"]["temperature_min"] = 9.0
     with pytest.raises(ParamsError, match="temperature_min"):
         parse_params(bad)

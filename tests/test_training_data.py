@@ -28,3 +28,40 @@ def test_unknown_or_empty_parts_are_rejected():
         keypoint_features(_arrays(), ("tail",))
     with pytest.raises(ValueError, match="subset"):
         keypoint_features(_arrays(), ())
+
+
+def test_a_strided_student_loads_keypoints_thinned_as_recognize_extracts_them(tmp_path):
+    from pathlib import Path
+
+    from signkd.data.manifest import Sample
+    from signkd.features.keypoints import interpolate_gaps, thinned
+    from signkd.io import save_npz
+    from signkd.training.data import FeatureSource, Vocabulary, load_items
+
+    arrays = _arrays(t=40)
+    arrays["landmarks"][:, :, :2] += np.linspace(0, 0.1, 40, dtype=np.float32)[:, None, None] ** 2  # curved paths
+    filled, interpolated = interpolate_gaps(arrays["landmarks"], arrays["mask"], 4)
+    stored = arrays | {"landmarks": filled, "interpolated": interpolated, "max_gap": np.asarray(4, np.int32)}
+    save_npz(tmp_path / "v.npz", **stored)
+    sample = Sample("v", "dev", str(tmp_path), "s1", 40, ("REGEN",))
+
+    def load(stride: int) -> np.ndarray:
+        source = FeatureSource(Path(tmp_path), Path(tmp_path), 8, 8, ALL_PARTS, keypoint_stride=stride)
+        return load_items([sample], Vocabulary(["REGEN"]), source, ("keypoints",), train=False)[0].tensors["keypoints"].numpy()
+
+    every, strided = load(1), load(3)
+    np.testing.assert_array_equal(every, keypoint_features(stored, ALL_PARTS))
+    np.testing.assert_array_equal(strided, keypoint_features(thinned(stored, 3), ALL_PARTS))
+    assert not np.allclose(strided[1::3], every[1::3])  # between run frames: interpolated, not detected
+
+
+def test_only_the_student_carries_its_frame_stride_to_recognize():
+    from signkd.experiment import student_config, teacher_config
+    from signkd.params import load_params
+    from signkd.training.data import Vocabulary
+
+    params = load_params("params.yaml")
+    strided = params.model_copy(update={"student": params.student.model_copy(update={"frame_stride": 2})})
+    vocab = Vocabulary(["REGEN"])
+    assert student_config(strided, 10, vocab)["preprocessing"]["frame_stride"] == 2
+    assert teacher_config(strided, 10, vocab)["preprocessing"]["frame_stride"] == 1  # the teacher sees every frame

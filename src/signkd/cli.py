@@ -35,6 +35,7 @@ def _recognize(args: argparse.Namespace) -> int:
         "fps": result.fps,
         "glosses": " ".join(result.glosses),
         "corrected": " ".join(result.corrected),
+        "correction": result.correction,
         "seconds": {k: round(v, 3) for k, v in result.timings.items()},
         "cpu_seconds": {k: round(v, 3) for k, v in result.cpu_timings.items()},
         "real_time_factor": round(result.real_time_factor, 3),
@@ -50,6 +51,9 @@ def _recognize(args: argparse.Namespace) -> int:
         sure = " ".join(f"{s.gloss}({s.confidence:.2f})" for s in result.spans)
         print(f"{summary['corrected']}\n(raw: {sure or '-'}; {result.frames} frames at {result.fps:g} fps; "
               f"{steps}; real-time factor {summary['real_time_factor']})")
+    if result.correction == "not applied":
+        print(f"note: correction not applied: the corrector at {args.corrector} was calibrated on dev to accept "
+              "no change, so it was not loaded", file=sys.stderr)
     if corrector is None and not args.no_correction:
         print(f"note: no correction model at {args.corrector}; showing the recogniser's glosses", file=sys.stderr)
     return 0

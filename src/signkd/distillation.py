@@ -52,7 +52,7 @@ def load_distillation_data(params: Params, vocab: Vocabulary, targets_dir: Path)
     """Train items carry the teacher's targets (from the `teacher_targets` stage) and the inputs
     the student (and, for a chain, the assistant) reads; dev/test carry what they are evaluated on."""
     keep = _student_inputs(params)
-    items = load_splits(params, vocab, keep)
+    items = load_splits(params, vocab, keep, student=True)
     load_targets(items["train"], targets_dir, keep)
     return items
 
@@ -62,9 +62,10 @@ def _student_inputs(params: Params) -> tuple[str, ...]:
     return tuple(dict.fromkeys((params.student.modality,) + chain))
 
 
-def _assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict,
-               temperature: float, epochs: int | None, desc: str) -> tuple[nn.Module, dict, TrainResult]:
-    """The chain's middle model: a multi-stream model over fewer streams, distilled with HKD."""
+def train_assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict,
+                    temperature: float, epochs: int | None, desc: str) -> tuple[nn.Module, dict, TrainResult]:
+    """The chain's middle model: a multi-stream model over fewer streams, distilled with HKD.
+    It does not depend on the student, so a study trains it once per seed for both students."""
     config = teacher_config(params, keypoint_dim(params), vocab) | {"modalities": list(params.kd.assistant_modalities)}
     assistant = new_model(config, params.seed)
     loss = HKDLoss(config["hidden"], teacher_cfg["hidden"], kd_config(params, temperature, "hkd"))
@@ -76,13 +77,14 @@ def _assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabulary, 
 def distill_student(
     params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict, temperature: float,
     epochs: int | None = None, on_epoch=log_epoch, desc: str = "distill", alpha: float | None = None,
-    level_weights: dict[str, float] | None = None,
+    level_weights: dict[str, float] | None = None, assistant: tuple[nn.Module, dict, TrainResult] | None = None,
 ) -> Distilled:
-    """Train a fresh student with the configured recipe; returns it with its training record."""
+    """Train a fresh student with the configured recipe; returns it with its training record.
+    A chain trains its assistant first unless one is given (`train_assistant`'s result)."""
     recipe = params.kd.recipe
     source_hidden, assistant_wer = teacher_cfg["hidden"], None
     if recipe == "chain":
-        assistant, a_cfg, a_result = _assistant(params, items, vocab, teacher_cfg, temperature, epochs, desc)
+        assistant, a_cfg, a_result = assistant or train_assistant(params, items, vocab, teacher_cfg, temperature, epochs, desc)
         # the student learns from the assistant's outputs; copies keep the teacher's for the next call
         items = {**items, "train": [replace(it, tensors=dict(it.tensors)) for it in items["train"]]}
         attach_teacher_outputs(freeze(assistant), items["train"], keep=(params.student.modality,))

@@ -35,15 +35,17 @@ def vocabulary(params: Params) -> Vocabulary:
     return Vocabulary(read_vocab(params.data.manifest_dir))
 
 
-def feature_source(params: Params) -> FeatureSource:
+def feature_source(params: Params, keypoint_stride: int = 1) -> FeatureSource:
     return FeatureSource(
         Path(params.keypoints.out_dir), Path(params.flow.out_dir), params.model.frame_height, params.model.frame_width,
-        tuple(params.model.keypoint_parts),
+        tuple(params.model.keypoint_parts), keypoint_stride,
     )
 
 
-def load_splits(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], splits=("train", "dev", "test")) -> dict[str, list[Item]]:
-    source = feature_source(params)
+def load_splits(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], splits=("train", "dev", "test"),
+                *, student: bool = False) -> dict[str, list[Item]]:
+    """Features of each split; `student`: as the deployable student sees them (`student.frame_stride`)."""
+    source = feature_source(params, params.student.frame_stride if student else 1)
     return {
         split: load_items(
             read_manifest(params.data.manifest_dir, split), vocab, source, modalities, train=split == "train", desc=f"load {split}"
@@ -67,12 +69,13 @@ def decoding(params: Params) -> DecodeConfig:
     return DecodeConfig(params.decode.method, params.decode.beam_width)
 
 
-def preprocessing(params: Params) -> dict:
+def preprocessing(params: Params, frame_stride: int = 1) -> dict:
     """How raw video became this model's input: stored in its checkpoint, so that `recognize`
     and `quantize` rebuild exactly the features (and decoding) it was trained and selected with."""
     return {
         "keypoint_parts": list(params.model.keypoint_parts),
         "max_gap": params.keypoints.max_gap,
+        "frame_stride": frame_stride,
         "frame_height": params.model.frame_height,
         "frame_width": params.model.frame_width,
         "decode_method": params.decode.method,
@@ -111,7 +114,7 @@ def student_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
         "cnn_width": params.model.cnn_width,
         "keypoint_dim": kp_dim,
         "keypoint_parts": list(params.model.keypoint_parts),
-        "preprocessing": preprocessing(params),
+        "preprocessing": preprocessing(params, params.student.frame_stride),
         "hidden": params.model.student_hidden,
         "num_classes": vocab.num_classes,
         "dropout": params.model.dropout,

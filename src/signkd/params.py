@@ -152,6 +152,15 @@ class TeacherParams(TrainParams):
 
 class StudentParams(TrainParams):
     modality: Literal["keypoints", "video"] = "keypoints"
+    # keypoint student: MediaPipe on every n-th frame when `recognize` runs it (the frames between
+    # are interpolated); it trains on stored keypoints thinned the same way. 1 = every frame.
+    frame_stride: int = Field(default=1, ge=1, le=4)
+
+    @model_validator(mode="after")
+    def _stride_needs_keypoints(self):
+        if self.frame_stride != 1 and self.modality != "keypoints":
+            raise ValueError("frame_stride thins MediaPipe's frames: it applies to the keypoint student only")
+        return self
 
 
 class AugmentParams(_Strict):

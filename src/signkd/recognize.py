@@ -11,6 +11,7 @@ which the `--overlay` video uses for its running caption.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from contextlib import contextmanager
@@ -69,12 +70,24 @@ class Recognition:
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per step
     spans: list[GlossSpan] = field(default_factory=list)
     cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per step (all threads)
+    correction: str = "off"  # applied | not applied (the gate accepts nothing) | off
 
     @property
     def real_time_factor(self) -> float:
         """Processing seconds per second of video (< 1: faster than real time)."""
         busy = sum(v for k, v in self.timings.items() if k not in NOT_TIMED)
         return busy / (self.frames / self.fps)
+
+
+def corrector_applies(directory: str | Path) -> bool:
+    """False when the saved corrector's dev-calibrated gate accepts no correction (margin null):
+    its output then always equals its input, so `recognize` skips loading it -- importing
+    transformers and the model alone cost ~0.4 s per second of a 10 s video on one core."""
+    config = Path(directory) / "corrector.json"  # signkd.correction.model.CONFIG_FILE; importing it pulls in transformers
+    try:
+        return json.loads(config.read_text(encoding="utf-8"))["margin"] is not None
+    except (OSError, KeyError, TypeError, ValueError):
+        return True  # not a readable saved corrector: GlossCorrector.load says what is wrong
 
 
 def video_fps(source: Path, default: float = 25.0) -> float:
@@ -170,7 +183,7 @@ def recognize(
         raise RecognizeError(f"{video} does not exist: give a video file (.mp4, .avi, .webm) or a folder of frame images")
 
     with clock.step("keypoints"):
-        arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]))
+        arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]), frame_stride=int(prep.get("frame_stride", 1)))
     frames = int(len(arrays["mask"]))
     if frames // DOWNSAMPLE < 1:
         raise RecognizeError(f"{video}: too short ({frames} frames); the model needs at least {DOWNSAMPLE}")
@@ -185,13 +198,16 @@ def recognize(
         hyp = glosses_from_log_probs(log_probs, config["vocab"], decoding)
         spans = gloss_spans(log_probs, hyp, config["vocab"])
 
-    corrected = hyp
-    if corrector_dir is not None:
+    corrected, correction = hyp, "off"
+    if corrector_dir is not None and not corrector_applies(corrector_dir):
+        correction = "not applied"
+    elif corrector_dir is not None:
         with clock.step("correction"):
             from signkd.correction import GlossCorrector
 
-            corrected = GlossCorrector.load(corrector_dir).correct([hyp])[0]
-    result = Recognition(str(video), frames, fps or video_fps(video), hyp, corrected, clock.wall, spans, clock.cpu)
+            corrected, correction = GlossCorrector.load(corrector_dir).correct([hyp])[0], "applied"
+    result = Recognition(str(video), frames, fps or video_fps(video), hyp, corrected, clock.wall, spans, clock.cpu,
+                         correction)
     if overlay is not None:
         with clock.step("overlay"):
             from signkd.features.overlay import write_overlay_video

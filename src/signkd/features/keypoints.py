@@ -260,12 +260,45 @@ def _with_gaps_filled(arrays: dict[str, np.ndarray], max_gap: int) -> dict[str, 
                      "max_gap": np.asarray(max_gap, np.int32)}
 
 
-def keypoints_for_video(source: str | Path, *, max_gap: int = DEFAULT_MAX_GAP) -> dict[str, np.ndarray]:
-    """Arrays stored for one video (see the module docstring); also what `recognize` runs."""
+def keypoints_for_video(source: str | Path, *, max_gap: int = DEFAULT_MAX_GAP, frame_stride: int = 1) -> dict[str, np.ndarray]:
+    """Arrays stored for one video (see the module docstring); also what `recognize` runs.
+
+    With `frame_stride` n > 1, MediaPipe (nearly all of `recognize`'s time) runs on every n-th
+    frame only; the others get no detections and are filled like gaps (`strided_max_gap`), so the
+    arrays keep one row per frame. A student trained on `thinned(stored arrays, n)` expects this."""
     size: list[int] = []
-    landmarks, mask = KeypointExtractor().extract(_frames_recording_size(Path(source), size))
+    total = [0]
+
+    def every_nth() -> Iterator[np.ndarray]:
+        for i, frame in enumerate(_frames_recording_size(Path(source), size)):
+            total[0] = i + 1
+            if i % frame_stride == 0:
+                yield frame
+
+    found, found_mask = KeypointExtractor().extract(every_nth())
+    landmarks = np.zeros((total[0], *found.shape[1:]), np.float32)
+    mask = np.zeros((total[0], *found_mask.shape[1:]), bool)
+    landmarks[::frame_stride], mask[::frame_stride] = found, found_mask
     arrays = {"landmarks": landmarks, "mask": mask, "frame_size": np.asarray(size, np.int32)}
-    return _with_gaps_filled(arrays, max_gap)
+    return _with_gaps_filled(arrays, strided_max_gap(max_gap, frame_stride))
+
+
+def strided_max_gap(max_gap: int, frame_stride: int) -> int:
+    """Gap filling with MediaPipe on every n-th frame: the n - 1 skipped frames are always filled,
+    and a miss on a run frame leaves a gap up to n longer than on every frame."""
+    return max_gap + frame_stride - 1 if max_gap else frame_stride - 1
+
+
+def thinned(arrays: dict[str, np.ndarray], frame_stride: int) -> dict[str, np.ndarray]:
+    """Stored (every-frame) arrays as `keypoints_for_video(..., frame_stride=n)` would give them:
+    only every n-th frame's detections kept, the rest refilled. What a student for strided
+    `recognize` trains and is evaluated on. (MediaPipe's tracking between run frames is not
+    replayed, so the landmarks on the kept frames are those of the every-frame run.)"""
+    if frame_stride == 1:
+        return arrays
+    mask = np.asarray(arrays["mask"], bool).copy()
+    mask[np.arange(len(mask)) % frame_stride != 0] = False
+    return _with_gaps_filled(arrays | {"mask": mask}, strided_max_gap(int(arrays["max_gap"]), frame_stride))
 
 
 def _refresh_gaps(arrays: dict[str, np.ndarray], *, max_gap: int) -> dict[str, np.ndarray] | None:

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from signkd.errors import InputError
 from signkd.experiment import load_splits
 from signkd.io import write_json
 from signkd.params import Params
@@ -41,13 +42,25 @@ def only(items: list[Item], modalities: tuple[str, ...]) -> list[Item]:
 
 
 def load_all(params: Params, vocab: Vocabulary) -> dict[str, list[Item]]:
+    """Every input of every split, loaded once and shared by the teachers and students of a study."""
+    if params.student.frame_stride != 1:
+        raise InputError(f"student.frame_stride is {params.student.frame_stride}: the studies share one "
+                         "every-frame load between teachers and students; run them with student.frame_stride: 1")
     return load_splits(params, vocab, ALL_INPUTS)
+
+
+# Settings added after studies had cached runs, with the value every earlier run had: keyed only
+# when set away from it, so that adding a setting does not retrain runs it cannot have changed.
+KEYED_WHEN_SET = {("student", "frame_stride"): 1}
 
 
 def run_key(params: Params, name: str, seed: int, extra: dict | None = None) -> str:
     """Everything that shapes a run: its params (all sections), the variant name, seed, extras."""
-    blob = json.dumps({"params": params.model_dump(mode="json", by_alias=True), "name": name, "seed": seed,
-                       "extra": extra or {}}, sort_keys=True)
+    dumped = params.model_dump(mode="json", by_alias=True)
+    for (section, field), value in KEYED_WHEN_SET.items():
+        if dumped[section].get(field) == value:
+            del dumped[section][field]
+    blob = json.dumps({"params": dumped, "name": name, "seed": seed, "extra": extra or {}}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

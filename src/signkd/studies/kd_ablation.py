@@ -19,7 +19,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from signkd.distillation import RECIPES, distill_student
+from signkd.distillation import RECIPES, distill_student, train_assistant
 from signkd.experiment import (
     decoding, keypoint_dim, new_model, scoring_clean, student_config, teacher_config, train_config, vocabulary,
 )
@@ -29,7 +29,7 @@ from signkd.params import Params, load_params
 from signkd.studies.common import bar_chart, cached, load_all, markdown_table, only, run_key, summarize, test_record, with_updates
 from signkd.teacher_targets import TARGETS_FILE, load_targets, out_of_fold_targets, save_targets
 from signkd.training.kd import attach_teacher_outputs
-from signkd.training.trainer import evaluate, train
+from signkd.training.trainer import TrainResult, evaluate, train
 from signkd.tuning import kd_settings
 
 STUDY_DIR = Path("models/studies/kd_ablation")
@@ -80,7 +80,26 @@ def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg) -> Pat
     return directory
 
 
-def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path, teacher_cfg, kd: dict) -> dict:
+def assistant_run(params: Params, items: dict, vocab, targets: Path, teacher_cfg, kd: dict) -> tuple:
+    """The chain's assistant for this seed, trained once and shared by both students."""
+    directory = STUDY_DIR / f"assistant-seed{params.seed}"
+    key = run_key(params, "assistant", params.seed, kd)
+    record = directory / "record.json"
+    if record.is_file() and json.loads(record.read_text())["key"] == key and (directory / "model.safetensors").is_file():
+        model, config = load_checkpoint(directory)
+        return model, config, TrainResult(**json.loads(record.read_text())["result"])
+    keep = tuple(params.kd.assistant_modalities)
+    train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], keep)]
+    load_targets(train_items, targets, keep)
+    data = {"train": train_items, "dev": only(items["dev"], keep)}
+    model, config, result = train_assistant(params, data, vocab, teacher_cfg, kd["temperature"], None, f"assistant {params.seed}")
+    save_checkpoint(model, config, directory)
+    write_json(record, {"key": key, "result": {"best_epoch": result.best_epoch, "best_dev_wer": result.best_dev_wer}})
+    return model, config, result
+
+
+def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path, teacher_cfg, kd: dict,
+                assistant=None) -> dict:
     modality, seed = params.student.modality, params.seed
     name = f"{modality}-{recipe}"
 
@@ -96,7 +115,8 @@ def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path, 
             load_targets(train_items, targets, keep)
             data = {"train": train_items, "dev": only(items["dev"], keep), "test": only(items["test"], (modality,))}
             out = distill_student(with_updates(params, kd={"recipe": recipe}), data, vocab, teacher_cfg, kd["temperature"],
-                                  on_epoch=None, desc=name, alpha=kd["alpha"], level_weights=kd["level_weights"])
+                                  on_epoch=None, desc=name, alpha=kd["alpha"], level_weights=kd["level_weights"],
+                                  assistant=assistant() if recipe == "chain" else None)
             model, config, result = out.student, out.config, out.result
         save_checkpoint(model, config, STUDY_DIR / f"{name}-seed{seed}")
         return _evaluate(model, params, {"test": only(items["test"], (modality,))}, vocab, result)
@@ -120,10 +140,12 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS) 
         record, model, config = teacher_run(ps, items, vocab)
         teachers[seed] = record
         targets = targets_run(ps, items, vocab, model, config)
+        assistant = lambda ps=ps, targets=targets, config=config: assistant_run(ps, items, vocab, targets, config, kd)  # noqa: E731
         for student in students:
             pst = with_updates(ps, student={"modality": student})
             for recipe in ("no_kd", *RECIPES):
-                runs[student].setdefault(recipe, []).append(student_run(pst, recipe, items, vocab, targets, config, kd))
+                runs[student].setdefault(recipe, []).append(
+                    student_run(pst, recipe, items, vocab, targets, config, kd, assistant))
     teacher_summary = summarize(list(teachers.values()))
     report: dict = {}
     for student, by_recipe in runs.items():

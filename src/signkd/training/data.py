@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from signkd.data.manifest import Sample
 from signkd.features.frames import iter_frames
-from signkd.features.keypoints import PARTS, filled_mask, normalize_keypoints
+from signkd.features.keypoints import PARTS, filled_mask, normalize_keypoints, thinned
 from signkd.io import load_npz
 from signkd.models.blocks import DOWNSAMPLE
 
@@ -110,6 +110,7 @@ class FeatureSource:
     frame_height: int
     frame_width: int
     keypoint_parts: tuple[str, ...] = ALL_PARTS
+    keypoint_stride: int = 1  # a strided student's keypoints: detections of every n-th frame only (see `thinned`)
 
 
 def load_items(
@@ -129,6 +130,7 @@ def load_items(
         tensors: dict[str, torch.Tensor] = {}
         if "keypoints" in modalities:
             kp = _load_feature(source.keypoint_dir / f"{s.id}.npz", s.id, "extract_keypoints")
+            kp = thinned(kp, source.keypoint_stride)
             tensors["keypoints"] = torch.from_numpy(keypoint_features(kp, source.keypoint_parts))
         if "flow" in modalities:
             fl = _load_feature(source.flow_dir / f"{s.id}.npz", s.id, "extract_flow")
