@@ -59,3 +59,20 @@ def test_premise_claims_compare_the_best_fusion_with_the_best_single_stream():
     assert c["best_fusion"] == "fusion_late" and c["best_single_stream"] == "keypoints"
     assert c["fusion_relative_gain"] == pytest.approx(7 / 30, abs=1e-4) and c["fusion_beats_single_by_20pct"]
     assert c["student_over_teacher"] == pytest.approx(36 / 23, abs=1e-3) and c["student_at_least_1_5x_teacher"]
+
+
+def test_a_run_is_keyed_on_the_params_sections_that_shape_it_and_nothing_else():
+    from pathlib import Path
+
+    from signkd.params import load_params
+    from signkd.studies.common import KD_SECTIONS, STUDENT_SECTIONS, TEACHER_SECTIONS, run_key, with_updates
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    kd_changed = with_updates(params, kd={"alpha": 0.31})
+    assert run_key(params, "t", 1, sections=TEACHER_SECTIONS) == run_key(kd_changed, "t", 1, sections=TEACHER_SECTIONS)
+    assert run_key(params, "s", 1, sections=KD_SECTIONS) != run_key(kd_changed, "s", 1, sections=KD_SECTIONS)
+    teacher_changed = with_updates(params, teacher={"epochs": 5})
+    assert run_key(params, "t", 1, sections=TEACHER_SECTIONS) != run_key(teacher_changed, "t", 1, sections=TEACHER_SECTIONS)
+    assert run_key(params, "t", 1, sections=TEACHER_SECTIONS) != run_key(params, "t", 2, sections=TEACHER_SECTIONS)
+    strided = with_updates(params, student={"frame_stride": 2})  # keyed once set away from every earlier run's 1
+    assert run_key(params, "s", 1, sections=STUDENT_SECTIONS) != run_key(strided, "s", 1, sections=STUDENT_SECTIONS)

@@ -54,11 +54,23 @@ def load_all(params: Params, vocab: Vocabulary) -> dict[str, list[Item]]:
 KEYED_WHEN_SET = {("student", "frame_stride"): 1}
 
 
-def run_key(params: Params, name: str, seed: int, extra: dict | None = None) -> str:
-    """Everything that shapes a run: its params (all sections), the variant name, seed, extras."""
+# The params sections that shape each kind of run (a run is keyed on these only, so that changing
+# e.g. the distillation settings does not retrain the single-stream teachers of the modality study).
+_INPUTS = ("data", "keypoints", "flow", "model", "augment", "decode")
+TEACHER_SECTIONS = _INPUTS + ("teacher",)
+STUDENT_SECTIONS = _INPUTS + ("student",)
+KD_SECTIONS = _INPUTS + ("teacher", "student", "kd")
+
+
+def run_key(params: Params, name: str, seed: int, extra: dict | None = None,
+            sections: tuple[str, ...] | None = None) -> str:
+    """Everything that shapes a run: the params `sections` it depends on (None: all), the variant
+    name, seed and extras."""
     dumped = params.model_dump(mode="json", by_alias=True)
+    if sections is not None:
+        dumped = {k: v for k, v in dumped.items() if k in sections}
     for (section, field), value in KEYED_WHEN_SET.items():
-        if dumped[section].get(field) == value:
+        if section in dumped and dumped[section].get(field) == value:
             del dumped[section][field]
     blob = json.dumps({"params": dumped, "name": name, "seed": seed, "extra": extra or {}}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -26,7 +26,7 @@ from signkd.experiment import (
 )
 from signkd.io import write_json, write_text
 from signkd.params import Params, load_params
-from signkd.studies.common import cached, markdown_table, run_key, summarize, test_record, with_updates
+from signkd.studies.common import STUDENT_SECTIONS, cached, markdown_table, run_key, summarize, test_record, with_updates
 from signkd.training.trainer import evaluate, train
 
 STUDY_DIR = Path("models/studies/frame_stride")
@@ -59,7 +59,7 @@ def run(params: Params, seeds: list[int], strides: list[int]) -> dict:
             ps = with_updates(params, student={"modality": "keypoints", "frame_stride": stride}).model_copy(update={"seed": seed})
             export_to = STUDY_DIR / f"{name}.onnx" if seed == seeds[0] else None
             runs.setdefault(name, []).append(
-                cached(STUDY_DIR, name, seed, run_key(ps, name, seed), lambda ps=ps, e=export_to: train_one(ps, e)))
+                cached(STUDY_DIR, name, seed, run_key(ps, name, seed, sections=STUDENT_SECTIONS), lambda ps=ps, e=export_to: train_one(ps, e)))
     summary = {name: {**summarize(rs), "seed_wers": [round(r["test_wer"], 3) for r in rs]} for name, rs in runs.items()}
     write_json(REPORT_DIR / "metrics.json", summary)
     labels = {f"stride{s}": f"MediaPipe on every {s}. frame" if s > 1 else "MediaPipe on every frame" for s in strides}

@@ -26,7 +26,7 @@ from signkd.experiment import (
 from signkd.io import write_json, write_text
 from signkd.models.checkpoint import freeze, load_checkpoint, save_checkpoint
 from signkd.params import Params, load_params
-from signkd.studies.common import bar_chart, cached, load_all, markdown_table, only, run_key, summarize, test_record, with_updates
+from signkd.studies.common import KD_SECTIONS, STUDENT_SECTIONS, TEACHER_SECTIONS, bar_chart, cached, load_all, markdown_table, only, run_key, summarize, test_record, with_updates
 from signkd.teacher_targets import TARGETS_FILE, load_targets, out_of_fold_targets, save_targets
 from signkd.training.kd import attach_teacher_outputs
 from signkd.training.trainer import TrainResult, evaluate, train
@@ -55,10 +55,10 @@ def teacher_run(params: Params, items: dict, vocab) -> tuple[dict, object, dict]
         save_checkpoint(model, config, directory)
         return _evaluate(model, params, data, vocab, result)
 
-    record = cached(STUDY_DIR, "teacher", seed, run_key(params, "teacher", seed), fit)
+    record = cached(STUDY_DIR, "teacher", seed, run_key(params, "teacher", seed, sections=TEACHER_SECTIONS), fit)
     if not (directory / "model.safetensors").is_file():  # result cached but checkpoint lost: refit
         (STUDY_DIR / f"teacher-seed{seed}.json").unlink()
-        record = cached(STUDY_DIR, "teacher", seed, run_key(params, "teacher", seed), fit)
+        record = cached(STUDY_DIR, "teacher", seed, run_key(params, "teacher", seed, sections=TEACHER_SECTIONS), fit)
     model, config = load_checkpoint(directory)
     return record, model, config
 
@@ -67,7 +67,7 @@ def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg) -> Pat
     """This seed's teacher targets, made as the pipeline makes them (`kd.teacher_targets`)."""
     directory = STUDY_DIR / f"targets-seed{params.seed}"
     key_file = directory / "key.txt"
-    key = run_key(params, "targets", params.seed)
+    key = run_key(params, "targets", params.seed, sections=TEACHER_SECTIONS + ("kd",))
     if key_file.is_file() and key_file.read_text() == key and (directory / TARGETS_FILE).is_file():
         return directory
     modalities = tuple(teacher_cfg["modalities"])
@@ -83,7 +83,7 @@ def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg) -> Pat
 def assistant_run(params: Params, items: dict, vocab, targets: Path, teacher_cfg, kd: dict) -> tuple:
     """The chain's assistant for this seed, trained once and shared by both students."""
     directory = STUDY_DIR / f"assistant-seed{params.seed}"
-    key = run_key(params, "assistant", params.seed, kd)
+    key = run_key(params, "assistant", params.seed, kd, sections=KD_SECTIONS)
     record = directory / "record.json"
     if record.is_file() and json.loads(record.read_text())["key"] == key and (directory / "model.safetensors").is_file():
         model, config = load_checkpoint(directory)
@@ -121,7 +121,7 @@ def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path, 
         save_checkpoint(model, config, STUDY_DIR / f"{name}-seed{seed}")
         return _evaluate(model, params, {"test": only(items["test"], (modality,))}, vocab, result)
 
-    return cached(STUDY_DIR, name, seed, run_key(params, name, seed, kd), fit)
+    return cached(STUDY_DIR, name, seed, run_key(params, name, seed, kd if recipe != "no_kd" else None, sections=KD_SECTIONS if recipe != "no_kd" else STUDENT_SECTIONS), fit)
 
 
 def gap_recovered(block: dict) -> dict:
@@ -130,7 +130,9 @@ def gap_recovered(block: dict) -> dict:
     return {r: (round((no_kd - block[r]["test_wer_mean"]) / gap, 4) if gap else None) for r in RECIPES if r in block}
 
 
-def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS) -> dict:
+def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS, video_epochs: int | None = None) -> dict:
+    """`video_epochs`: train the video student (with and without KD alike) for this many epochs
+    instead of params' student/kd epochs -- it is ~3x slower per epoch than the keypoint one."""
     vocab = vocabulary(params)
     items = load_all(params, vocab)
     kd = kd_settings(params)
@@ -143,6 +145,8 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS) 
         assistant = lambda ps=ps, targets=targets, config=config: assistant_run(ps, items, vocab, targets, config, kd)  # noqa: E731
         for student in students:
             pst = with_updates(ps, student={"modality": student})
+            if student == "video" and video_epochs:
+                pst = with_updates(pst, student={"modality": student, "epochs": video_epochs}, kd={"epochs": video_epochs})
             for recipe in ("no_kd", *RECIPES):
                 runs[student].setdefault(recipe, []).append(
                     student_run(pst, recipe, items, vocab, targets, config, kd, assistant))
@@ -154,7 +158,8 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS) 
         block["gap_recovered"] = gap_recovered(block)
         report[student] = block
     report["settings"] = {"temperature": kd["temperature"], "teacher_targets": params.kd.teacher_targets, "alpha": kd["alpha"], "fusion": params.teacher.fusion,
-                          "level_weights": kd["level_weights"], "kd_source": kd["source"], "seeds": seeds}
+                          "level_weights": kd["level_weights"], "kd_source": kd["source"], "seeds": seeds,
+                          "epochs": params.kd.epochs, "video_epochs": video_epochs or params.kd.epochs}
     write_json(REPORT_DIR / "metrics.json", report)
     flat = {f"{s}/{r}": v for s in students for r, v in report[s].items() if r != "gap_recovered"}
     bar_chart(flat, REPORT_DIR / "wer.png", f"Distillation ablation, {len(seeds)} seeds")
@@ -166,7 +171,8 @@ def _write_readme(report: dict, students: tuple[str, ...], seeds: list[int]) -> 
     s = report["settings"]
     lines = ["# Distillation ablation", "",
              f"Seeds {seeds}; teacher fusion `{s['fusion']}`; KD alpha {s['alpha']}, temperature {s['temperature']:.3f}, "
-             f"level weights {s['level_weights']}. Gap recovered = (no_kd - recipe) / (no_kd - teacher) on mean test "
+             f"level weights {s['level_weights']}; {s['epochs']} epochs with and without KD (video student: "
+             f"{s['video_epochs']}). Gap recovered = (no_kd - recipe) / (no_kd - teacher) on mean test "
              "WER. Written by `python -m signkd.studies.kd_ablation`; do not edit.", ""]
     for student in students:
         block = report[student]
@@ -181,13 +187,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=STUDENTS)
+    parser.add_argument("--video-epochs", type=int, help="epochs of the video student, with and without KD (default: params')")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     params = load_params(args.params)
-    report = run(params, args.seeds, tuple(args.students))
+    report = run(params, args.seeds, tuple(args.students), args.video_epochs)
     from signkd.studies.alignment import alignment_figure
 
     alignment_figure(params, args.seeds[0], REPORT_DIR / "alignment.png")

@@ -25,7 +25,7 @@ from signkd.experiment import (
 from signkd.io import write_json, write_text
 from signkd.models.recognizer import FUSIONS
 from signkd.params import Params, load_params
-from signkd.studies.common import bar_chart, cached, load_all, markdown_table, only, run_key, summarize, test_record, with_updates
+from signkd.studies.common import STUDENT_SECTIONS, TEACHER_SECTIONS, bar_chart, cached, load_all, markdown_table, only, run_key, summarize, test_record, with_updates
 from signkd.training.trainer import evaluate, train
 
 STUDY_DIR = Path("models/studies/modalities")
@@ -89,7 +89,7 @@ def run(params: Params, seeds: list[int], models: list[str] | None = None) -> di
         for seed in seeds:
             ps = p.model_copy(update={"seed": seed})
             runs.setdefault(name, []).append(
-                cached(STUDY_DIR, name, seed, run_key(ps, name, seed), lambda ps=ps, role=role: train_one(ps, role, items, vocab))
+                cached(STUDY_DIR, name, seed, run_key(ps, name, seed, sections=TEACHER_SECTIONS if role == "teacher" else STUDENT_SECTIONS), lambda ps=ps, role=role: train_one(ps, role, items, vocab))
             )
     summary = {name: {**summarize(rs), "seed_wers": [round(r["test_wer"], 3) for r in rs]} for name, rs in runs.items()}
     report = {**summary, "claims": claims(summary)} if {"student_keypoints", *SINGLE} <= set(summary) else summary

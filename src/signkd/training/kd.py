@@ -45,17 +45,18 @@ def attach_teacher_outputs(
         out: RecognizerOutput = teacher(to_device(collate(chunk), device))
         for i, it in enumerate(chunk):
             n, m = it.num_frames, int(out.lengths[i])
-            it.tensors.update({
-                "t_frame": out.frame_feats[i, :n].to("cpu", copy=True),
-                "t_temporal": out.conv_feats[i, :m].to("cpu", copy=True),
-                "t_sequence": out.seq_feats[i, :m].to("cpu", copy=True),
-                "t_conv_logits": out.conv_logits[i, :m].to("cpu", copy=True),
-                "t_seq_logits": out.seq_logits[i, :m].to("cpu", copy=True),
-            })
+            it.tensors.update({k: v[i, :n if k == "t_frame" else m].to("cpu", copy=True)
+                               for k, v in teacher_targets(out).items()})
     for it in items:
         for modality in ("video", "keypoints", "flow"):
             if modality not in keep:
                 it.tensors.pop(modality, None)
+
+
+def teacher_targets(out: RecognizerOutput) -> dict[str, torch.Tensor]:
+    """A teacher's outputs under the batch keys HKDLoss reads (padded like the batch)."""
+    return {"t_frame": out.frame_feats, "t_temporal": out.conv_feats, "t_sequence": out.seq_feats,
+            "t_conv_logits": out.conv_logits, "t_seq_logits": out.seq_logits}
 
 
 def _mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
@@ -114,3 +115,4 @@ class HKDLoss(nn.Module):
         loss = (1 - alpha) * ctc + alpha * kl + feat
         parts.update({"ctc": ctc.item(), "kl": kl.item()})
         return loss, parts
+
