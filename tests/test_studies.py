@@ -76,3 +76,12 @@ def test_a_run_is_keyed_on_the_params_sections_that_shape_it_and_nothing_else():
     assert run_key(params, "t", 1, sections=TEACHER_SECTIONS) != run_key(params, "t", 2, sections=TEACHER_SECTIONS)
     strided = with_updates(params, student={"frame_stride": 2})  # keyed once set away from every earlier run's 1
     assert run_key(params, "s", 1, sections=STUDENT_SECTIONS) != run_key(strided, "s", 1, sections=STUDENT_SECTIONS)
+
+
+def test_premise_also_compares_the_fusion_with_a_longer_trained_single_stream_student():
+    summary = {name: {"test_wer_mean": w} for name, w in {
+        "video": 40.0, "keypoints": 30.0, "flow": 50.0, "fusion_early": 26.0, "fusion_late": 23.0,
+        "fusion_attention": 28.0, "fusion_lateral": 35.0, "student_keypoints": 25.0}.items()}
+    c = claims(summary)
+    assert c["fusion_relative_gain"] == pytest.approx(7 / 30, abs=1e-4)  # teacher-sized streams only
+    assert c["fusion_relative_gain_vs_any_single_stream_model"] == pytest.approx(2 / 25, abs=1e-4)
