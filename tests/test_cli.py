@@ -215,3 +215,18 @@ def test_a_corrector_whose_gate_accepts_nothing_is_not_loaded(tmp_path, capsys, 
     summary = json.loads(captured.out)
     assert code == 0 and summary["corrected"] == "WIND" and summary["correction"] == "not applied"
     assert "correction" not in summary["seconds"] and "correction not applied" in captured.err
+
+
+def test_recognize_runs_without_importing_torch(tmp_path, signed_sentence):
+    """Deployment runs under ONNX Runtime: importing torch would add ~2.5 s of CPU to every call,
+    a quarter of a 10 s video's real-time budget on one core (benchmarks/realtime.py)."""
+    import subprocess
+    import sys
+
+    _, folder, _ = signed_sentence
+    model = _confident_student(tmp_path, "WIND")
+    script = ("import sys\nfrom signkd.cli import main\n"
+              f"code = main(['recognize', {str(folder)!r}, '--model', {str(model)!r}, '--no-correction'])\n"
+              "print('torch' in sys.modules, code)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split()[:1] == ["WIND"] and done.stdout.split()[-2:] == ["False", "0"], done.stdout + done.stderr

@@ -20,12 +20,11 @@ def _recognize(args: argparse.Namespace) -> int:
     if args.overlay is not None and args.overlay.suffix.lower() not in (".mp4", ".avi"):
         print(f"error: --overlay {args.overlay}: write the overlay as .mp4 or .avi", file=sys.stderr)
         return 1
-    torch_threads(args.threads)
     decoding = DecodeConfig(args.decoder, args.beam_width) if args.decoder else None
     corrector = None if args.no_correction or not Path(args.corrector).is_dir() else args.corrector
     try:
         result = recognize(args.video, args.model, decoding=decoding, corrector_dir=corrector, fps=args.fps,
-                           overlay=args.overlay)
+                           overlay=args.overlay, threads=args.threads)
     except RecognizeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -59,13 +58,6 @@ def _recognize(args: argparse.Namespace) -> int:
     return 0
 
 
-def torch_threads(n: int) -> None:
-    """Small models beside other work run far faster on one thread than on torch's default."""
-    import torch
-
-    torch.set_num_threads(max(1, n))
-
-
 def _check_params(args: argparse.Namespace) -> int:
     from signkd.params import ParamsError, load_params
 
@@ -90,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--decoder", choices=("greedy", "beam"), default=None, help="default: as the model was trained")
     rec.add_argument("--beam-width", type=int, default=5)
     rec.add_argument("--fps", type=float, default=None, help="override the frame rate (default: the video's own; 25 for frame folders)")
-    rec.add_argument("--threads", type=int, default=1)
+    rec.add_argument("--threads", type=int, default=1,
+                     help="CPU threads for the model and the corrector (small models beside other work run fastest on 1)")
     rec.add_argument("--no-correction", action="store_true")
     rec.add_argument("--json", action="store_true", help="print a JSON summary, with a confidence and time span per gloss")
     rec.add_argument("--overlay", type=Path, default=None,

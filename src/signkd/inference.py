@@ -5,22 +5,28 @@ Training-time evaluation, every stage's dev/test scoring, `tune`, `quantize`, `c
 backend that turns a model input into per-step log-probabilities differs: a PyTorch model
 (batched; the models are padding-independent, so batching does not change a hypothesis) or an
 ONNX Runtime session (one utterance at a time, as deployed). Model inputs are built by the same
-`collate` that training uses, so an exported model sees exactly the tensors it was trained on.
+`pad_inputs` that training's `collate` uses, so an exported model sees exactly the tensors it was
+trained on. This module imports torch only for a PyTorch backend: `recognize` never needs it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
 import numpy as np
-import torch
-from torch import nn
 
 from signkd.decode import decode
+from signkd.model_input import pad_inputs
 from signkd.scoring import WerResult, official_wer
-from signkd.training.data import Item, batches, collate
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from signkd.training.data import Item
+
+CONFIG_KEY = "signkd_config"  # ONNX metadata entry holding the checkpoint config (vocabulary, preprocessing)
 
 
 @dataclass(frozen=True)
@@ -41,15 +47,19 @@ class TorchBackend:
         self.model = model
         self.batch_size = batch_size
 
-    @torch.no_grad()
     def log_probs(self, items: Sequence[Item]) -> list[np.ndarray]:
+        import torch
+
+        from signkd.training.data import batches
+
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device
         result: list[np.ndarray] = []
         try:
             for batch in batches(list(items), self.batch_size, shuffle=False):
-                out = self.model({k: v.to(device) for k, v in batch.items()})
+                with torch.no_grad():
+                    out = self.model({k: v.to(device) for k, v in batch.items()})
                 lp = out.seq_logits.log_softmax(-1).cpu().numpy()
                 result.extend(lp[i, :n] for i, n in enumerate(out.lengths.tolist()))
         finally:
@@ -70,12 +80,24 @@ class OnnxBackend:
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
 
+    @property
+    def config(self) -> dict | None:
+        """The checkpoint config the exporter stored in the model, or None for a foreign ONNX file."""
+        import json
+
+        stored = self.session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY)
+        return None if stored is None else json.loads(stored)
+
     def run(self, item: Item) -> np.ndarray:
-        batch = collate([item])
-        missing = [name for name in self.inputs if name not in batch]
+        return self.run_arrays({k: v.numpy() for k, v in item.tensors.items()}, item.id)
+
+    def run_arrays(self, tensors: Mapping[str, np.ndarray], name: str = "?") -> np.ndarray:
+        """[T', C] log-probabilities of one utterance given its unscaled inputs (as stored)."""
+        batch = pad_inputs([tensors])
+        missing = [i for i in self.inputs if i not in batch]
         if missing:
-            raise ValueError(f"{self.path} needs input(s) {missing}, but sample {item.id} has {sorted(item.tensors)}")
-        return self.session.run(None, {name: batch[name].numpy() for name in self.inputs})[0][0]
+            raise ValueError(f"{self.path} needs input(s) {missing}, but sample {name} has {sorted(tensors)}")
+        return self.session.run(None, {i: batch[i] for i in self.inputs})[0][0]
 
     def log_probs(self, items: Sequence[Item]) -> list[np.ndarray]:
         return [self.run(it) for it in items]

@@ -31,9 +31,9 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 from torch import nn
 
+from signkd.inference import CONFIG_KEY  # defined there so that deployment reads it without torch
 from signkd.io import atomic_path
 
-CONFIG_KEY = "signkd_config"
 OP_TYPES = ("Conv", "MatMul", "LSTM")  # the weight-carrying ops of the students (Linear exports as MatMul)
 MODES = ("fp32", "dynamic", "static")
 STATIC_OP_TYPES = ("Conv", "MatMul")  # ONNX Runtime has no static (QDQ) LSTM kernel

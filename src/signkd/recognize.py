@@ -1,7 +1,7 @@
 """Recognise one video on the CPU: MediaPipe -> the exported student -> decoder -> correction.
 
 The features are built by the same functions the pipeline trains on (`keypoint_features`,
-`collate`), with the settings stored in the exported model (keypoint parts, gap filling,
+`pad_inputs`), with the settings stored in the exported model (keypoint parts, gap filling,
 decoding), and the glosses come from the project's one inference path (`signkd.inference`).
 
 Each gloss gets a confidence: the mean posterior of its class over the frames a CTC forced
@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from signkd.errors import InputError
 from signkd.inference import DecodeConfig, OnnxBackend, glosses_from_log_probs
-from signkd.models.blocks import DOWNSAMPLE
-from signkd.quantize import read_config
+from signkd.model_input import DOWNSAMPLE, keypoint_features
+
+# Nothing here imports torch (~2.5 s of CPU per call): the student runs under ONNX Runtime.
 
 DEFAULT_MODEL = Path("models/quantize/student_int8.onnx")
 MIN_HAND_FRAMES = 0.1  # below this share of frames with a detected hand, nobody is signing
@@ -102,7 +102,7 @@ def video_fps(source: Path, default: float = 25.0) -> float:
     return float(fps) if fps and np.isfinite(fps) and fps > 0 else default
 
 
-def load_deployable(model: str | Path) -> tuple[OnnxBackend, dict]:
+def load_deployable(model: str | Path, threads: int = 1) -> tuple[OnnxBackend, dict]:
     """An exported student from a path or an MLflow model URI (`models:/<name>@champion`)."""
     from signkd.registry import download_onnx, is_model_uri
 
@@ -113,17 +113,18 @@ def load_deployable(model: str | Path) -> tuple[OnnxBackend, dict]:
             except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; one line for the user
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise RecognizeError(f"cannot load {model} from the MLflow store (MLFLOW_TRACKING_URI): {first}") from err
-            return _open(path, str(model))  # the session holds the model in memory: the file may go
-    return _open(Path(model), str(model))
+            return _open(path, str(model), threads)  # the session holds the model in memory: the file may go
+    return _open(Path(model), str(model), threads)
 
 
-def _open(path: Path, shown: str) -> tuple[OnnxBackend, dict]:
+def _open(path: Path, shown: str, threads: int) -> tuple[OnnxBackend, dict]:
     if not path.is_file():
         raise RecognizeError(f"model {shown} not found: run `make repro` (or `dvc repro quantize`) first, or pass --model")
-    config = read_config(path)
+    backend = OnnxBackend(path, threads=max(1, threads))
+    config = backend.config
     if config is None or "vocab" not in config:
         raise RecognizeError(f"{shown} carries no SignKD config (vocabulary, preprocessing): re-export it with `dvc repro quantize`")
-    return OnnxBackend(path), config
+    return backend, config
 
 
 def ctc_align(log_probs: np.ndarray, labels: list[int]) -> list[tuple[int, int]]:
@@ -170,14 +171,14 @@ def gloss_spans(log_probs: np.ndarray, glosses: list[str], vocab: list[str]) -> 
 def recognize(
     video: str | Path, model_path: str | Path = DEFAULT_MODEL, *, decoding: DecodeConfig | None = None,
     corrector_dir: str | Path | None = None, fps: float | None = None, overlay: str | Path | None = None,
+    threads: int = 1,
 ) -> Recognition:
     from signkd.features.keypoints import keypoints_for_video
-    from signkd.training.data import Item, keypoint_features
 
     video = Path(video)
     clock = _Clock()
     with clock.step("load"):
-        backend, config = load_deployable(model_path)
+        backend, config = load_deployable(model_path, threads)
     prep = config["preprocessing"]
     if not video.exists():
         raise RecognizeError(f"{video} does not exist: give a video file (.mp4, .avi, .webm) or a folder of frame images")
@@ -192,9 +193,8 @@ def recognize(
 
     with clock.step("model"):
         features = keypoint_features(arrays, tuple(prep["keypoint_parts"]))
-        item = Item(video.name, (), [], {"keypoints": torch.from_numpy(features)})
         decoding = decoding or DecodeConfig(prep["decode_method"], int(prep["beam_width"]))
-        log_probs = backend.run(item)
+        log_probs = backend.run_arrays({"keypoints": features}, video.name)
         hyp = glosses_from_log_probs(log_probs, config["vocab"], decoding)
         spans = gloss_spans(log_probs, hyp, config["vocab"])
 
@@ -203,7 +203,11 @@ def recognize(
         correction = "not applied"
     elif corrector_dir is not None:
         with clock.step("correction"):
+            import torch  # only the corrector needs it; small models beside other work run fastest on 1 thread
+
             from signkd.correction import GlossCorrector
+
+            torch.set_num_threads(max(1, threads))
 
             corrected, correction = GlossCorrector.load(corrector_dir).correct([hyp])[0], "applied"
     result = Recognition(str(video), frames, fps or video_fps(video), hyp, corrected, clock.wall, spans, clock.cpu,

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DOWNSAMPLE = 4  # two max-pools of 2 in TemporalConv
+from signkd.model_input import DOWNSAMPLE  # noqa: F401 - re-exported: two max-pools of 2 in TemporalConv
 
 
 def downsampled_length(lengths: torch.Tensor) -> torch.Tensor:

@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from signkd.data.manifest import Sample
 from signkd.features.frames import iter_frames
-from signkd.features.keypoints import PARTS, filled_mask, normalize_keypoints, thinned
+from signkd.features.keypoints import thinned
 from signkd.io import load_npz
-from signkd.models.blocks import DOWNSAMPLE
+from signkd.model_input import ALL_PARTS, DOWNSAMPLE, keypoint_features, num_frames, pad_inputs  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +57,6 @@ class Vocabulary:
         return [self.glosses[i - 1] for i in ids if 0 < i <= len(self.glosses)]
 
 
-ALL_PARTS = tuple(PARTS)
-
-
-def keypoint_features(arrays: dict[str, np.ndarray], parts: tuple[str, ...] = ALL_PARTS) -> np.ndarray:
-    """Stored keypoints of one video -> [T, 3J'] model input over the chosen body parts
-    (`model.keypoint_parts`; KD-MSLRT uses arms, hands and lips): shoulder-normalised x, y (zero
-    where unseen) and the visibility mask. The `recognize` command uses the same function."""
-    unknown = set(parts) - set(PARTS)
-    if unknown or not parts:
-        raise ValueError(f"keypoint parts must be a non-empty subset of {list(PARTS)}, got {list(parts)}")
-    height, width = (int(v) for v in arrays["frame_size"])
-    mask = filled_mask(arrays)  # detections plus short interpolated gaps
-    xy = normalize_keypoints(arrays["landmarks"], mask, aspect=width / height)
-    joints = np.concatenate([np.arange(PARTS[p].start, PARTS[p].stop) for p in parts])
-    xy, mask = xy[:, joints], mask[:, joints]
-    t = xy.shape[0]
-    return np.concatenate([xy.reshape(t, -1), mask.reshape(t, -1).astype(np.float32)], axis=1).astype(np.float32)
-
 
 def ctc_min_frames(labels: list[int]) -> int:
     """Frames CTC needs after downsampling: one per label plus a blank between repeats."""
@@ -97,10 +79,7 @@ class Item:
     @property
     def num_frames(self) -> int:
         """Input frames (every input modality has the same count; teacher outputs are shorter)."""
-        for key in ("keypoints", "video", "flow"):
-            if key in self.tensors:
-                return self.tensors[key].shape[0]
-        raise ValueError(f"sample {self.id} has no input modality loaded")
+        return num_frames(self.tensors, self.id)
 
 
 @dataclass(frozen=True)
@@ -164,26 +143,13 @@ def _load_feature(path: Path, sample_id: str, stage: str) -> dict[str, np.ndarra
 
 def collate(items: list[Item]) -> dict[str, torch.Tensor]:
     """Pad each tensor to the longest in the batch (frame-rate inputs and, in distillation, the
-    teacher's downsampled outputs); concatenate targets as F.ctc_loss expects."""
-    batch: dict[str, torch.Tensor] = {"lengths": torch.tensor([it.num_frames for it in items])}
-    for key in items[0].tensors:
-        first = items[0].tensors[key]
-        t_max = max(it.tensors[key].shape[0] for it in items)
-        padded = torch.zeros((len(items), t_max, *first.shape[1:]), dtype=torch.float32)
-        for i, it in enumerate(items):
-            x = it.tensors[key]
-            padded[i, : x.shape[0]] = _to_float(key, x)  # padding stays 0 after normalisation
-        batch[key] = padded
+    teacher's downsampled outputs) by the NumPy `pad_inputs` deployment also uses; concatenate
+    targets as F.ctc_loss expects."""
+    padded = pad_inputs([{k: v.numpy() for k, v in it.tensors.items()} for it in items])
+    batch: dict[str, torch.Tensor] = {k: torch.from_numpy(v) for k, v in padded.items()}
     batch["targets"] = torch.tensor([c for it in items for c in it.labels], dtype=torch.long)
     batch["target_lengths"] = torch.tensor([len(it.labels) for it in items], dtype=torch.long)
     return batch
-
-
-def _to_float(key: str, x: torch.Tensor) -> torch.Tensor:
-    """Model input scale: video uint8 -> [-0.5, 0.5]; everything else as stored."""
-    if key == "video":
-        return x.float().div_(255.0).sub_(0.5)
-    return x.float()
 
 
 def batches(items: list[Item], batch_size: int, shuffle: bool, generator: torch.Generator | None = None, transform=None,
