@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(m, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print()
-    print(examples_markdown(data["test"], outcome.corrected["test"], outcome.translated.get("test", []), m))
+    print(examples_markdown(data["test"], outcome.corrected["test"], outcome.translated.get("test", []), m,
+                            calibration=outcome.calibration))
     return 0
 
 

@@ -83,7 +83,8 @@ def main(params: Params) -> dict:
     if outcome.translator is not None:
         outcome.translator.save(OUT / "translator")
     write_text(REPORTS_DIR / STAGE / "examples.md", examples_markdown(
-        data["test"], outcome.corrected["test"], outcome.translated.get("test", []), outcome.metrics))
+        data["test"], outcome.corrected["test"], outcome.translated.get("test", []), outcome.metrics,
+        calibration=outcome.calibration))
     write_hypotheses(STAGE, test_items, outcome.corrected["test"], "test", clean)
     size = outcome.corrector.model_size_mb()
     metrics = {**outcome.metrics, "model_size_mb": round(size, 4),

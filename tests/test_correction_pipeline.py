@@ -152,6 +152,10 @@ def test_headroom_separates_invisible_from_visible_errors():
     m = headroom("test", refs, hyps, min_signs=2, max_signs=5)
     assert (m["test_errors_grammatical"], m["test_errors_ungrammatical"]) == (1, 2)
     assert m["test_wer_oracle"] == pytest.approx(100 * 1 / 9)  # only MORGEN SCHNEE stays wrong
+    # the corrector's raw proposals: fixes NORD STARK, leaves OST NEBEL NEBEL, "fixes" a grammatical error
+    proposals = [["MORGEN", "REGEN"], ["NORD", "SONNE", "STARK"], ["HEUTE", "WIND"], ["OST", "NEBEL", "NEBEL"]]
+    m = headroom("test", refs, hyps, min_signs=2, max_signs=5, proposals=proposals)
+    assert m["test_ungrammatical_fixed_ungated"] == 1
 
 
 def test_a_corpus_whose_train_sentences_are_all_dev_or_test_trains_nothing_and_changes_nothing():

@@ -5,7 +5,8 @@ grammar ("MORGEN REGEN" for "MORGEN SCHNEE") looks exactly like a right one, so 
 that keeps well-formed input can fix it; only ungrammatical hypotheses ("NORD STARK": a region
 must precede a weather sign) carry a signal. `headroom` counts both kinds and scores the
 oracle that fixes every ungrammatical hypothesis perfectly: the best WER such a corrector can
-reach. It is the evidence behind a small or absent gain.
+reach. Given the corrector's raw (ungated) proposals it also counts how many of those
+ungrammatical errors the model itself fixes: the evidence behind a small or absent gain.
 """
 
 from __future__ import annotations
@@ -46,13 +47,18 @@ def is_grammatical(glosses: Sequence[str], min_signs: int, max_signs: int) -> bo
 
 
 def headroom(split: str, refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], *, min_signs: int,
-             max_signs: int, clean: str = "none") -> dict:
-    """Wrong hypotheses that are / are not grammatical, and the oracle WER described above."""
+             max_signs: int, clean: str = "none", proposals: Sequence[Sequence[str]] | None = None) -> dict:
+    """Wrong hypotheses that are / are not grammatical, the oracle WER described above and, with
+    `proposals`, how many ungrammatical errors the corrector's ungated proposal turns right."""
     wrong = [sum(c[:3]) > 0 for c in utterance_counts(refs, hyps, clean=clean)]
     detectable = [w and not is_grammatical(h, min_signs, max_signs) for w, h in zip(wrong, hyps)]
     oracle = [list(r) if d else list(h) for r, h, d in zip(refs, hyps, detectable)]
-    return {
+    out = {
         f"{split}_errors_grammatical": sum(wrong) - sum(detectable),
         f"{split}_errors_ungrammatical": sum(detectable),
         f"{split}_wer_oracle": official_wer(refs, oracle, clean=clean, n_resamples=1).wer,
     }
+    if proposals is not None:
+        right = [sum(c[:3]) == 0 for c in utterance_counts(refs, proposals, clean=clean)]
+        out[f"{split}_ungrammatical_fixed_ungated"] = sum(d and r for d, r in zip(detectable, right))
+    return out

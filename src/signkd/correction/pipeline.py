@@ -46,6 +46,7 @@ class Outcome:
     translated: dict[str, list[str]]
     metrics: dict
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)  # the gate's dev WER per margin (GlossCorrector.calibrate_margin)
 
 
 def run(cfg, data: dict[str, SplitData], glosses: list[str], *, seed: int, clean: str, grammar: Grammar | None,
@@ -94,6 +95,9 @@ def run(cfg, data: dict[str, SplitData], glosses: list[str], *, seed: int, clean
     lap("finetune")
     margin = corrector.calibrate_margin(data["dev"].hyps, data["dev"].refs, clean=clean, num_beams=cfg.num_beams)
     corrected = {split: corrector.correct(data[split].hyps, num_beams=cfg.num_beams) for split in ("dev", "test")}
+    # What the model proposes before the gate: the evidence for why the gate accepts or rejects.
+    ungated = {split: corrector.correct(data[split].hyps, num_beams=cfg.num_beams, gate=False)
+               for split in ("dev", "test")}
     lap("correct")
 
     metrics.update({
@@ -104,9 +108,12 @@ def run(cfg, data: dict[str, SplitData], glosses: list[str], *, seed: int, clean
     })
     for split in ("dev", "test"):
         metrics.update(split_metrics(split, data[split].refs, data[split].hyps, corrected[split], clean))
+        raw = split_metrics(split, data[split].refs, data[split].hyps, ungated[split], clean)
+        metrics.update({f"{k}_ungated": raw[k] for k in (f"{split}_wer_after", f"{split}_changed", f"{split}_fixed",
+                                                          f"{split}_broken")})
         if grammar is not None:
             metrics.update(headroom(split, data[split].refs, data[split].hyps, min_signs=grammar.min_signs,
-                                    max_signs=grammar.max_signs, clean=clean))
+                                    max_signs=grammar.max_signs, clean=clean, proposals=ungated[split]))
 
     translator, translated = None, {}
     pairs = [(r, t) for r, t in zip(train.refs, train.translations) if r not in guard]
@@ -125,7 +132,7 @@ def run(cfg, data: dict[str, SplitData], glosses: list[str], *, seed: int, clean
                 metrics.update({f"{split}_{k}{suffix}": v for k, v in scores.items()})
         lap("translate")
     metrics.update(seconds)
-    return Outcome(corrector, translator, corrected, translated, metrics, curves)
+    return Outcome(corrector, translator, corrected, translated, metrics, curves, corrector.calibration)
 
 
 def split_metrics(split: str, refs, hyps, corrected, clean: str) -> dict:
@@ -156,7 +163,7 @@ def split_metrics(split: str, refs, hyps, corrected, clean: str) -> dict:
 
 
 def examples_markdown(data: SplitData, corrected: list[list[str]], translated: list[str], metrics: dict,
-                      split: str = "test", limit: int = 8) -> str:
+                      split: str = "test", limit: int = 8, calibration: dict | None = None) -> str:
     """A few before/after examples: changed hypotheses first, then uncorrected errors."""
     rows = []
     for i, (ref, hyp, cor) in enumerate(zip(data.refs, data.hyps, corrected)):
@@ -181,6 +188,18 @@ def examples_markdown(data: SplitData, corrected: list[list[str]], translated: l
                   f"{split} hypotheses, {m[f'{split}_errors_grammatical']} are well-formed sentences of the corpus "
                   "grammar, which no text-only corrector can tell from right ones; fixing every ill-formed one "
                   f"perfectly would give WER {m[f'{split}_wer_before']:.2f} -> {m[f'{split}_wer_oracle']:.2f}.", ""]
+    if f"{split}_wer_after_ungated" in m:
+        lines += [f"Before the gate, the corrector would change {m[f'{split}_changed_ungated']} {split} hypotheses: "
+                  f"{m[f'{split}_fixed_ungated']} wrong ones made right, {m[f'{split}_broken_ungated']} right ones "
+                  f"made wrong, WER {m[f'{split}_wer_before']:.2f} -> {m[f'{split}_wer_after_ungated']:.2f}"
+                  + (f"; of the {m[f'{split}_errors_ungrammatical']} ill-formed errors it fixes "
+                     f"{m[f'{split}_ungrammatical_fixed_ungated']}" if f"{split}_ungrammatical_fixed_ungated" in m else "")
+                  + ".", ""]
+    if calibration:
+        curve = ", ".join(f"{'never' if g is None else g}: {w:.2f}"
+                          for g, w in zip(calibration["margins"], calibration["wer"]))
+        lines += [f"Gate calibration, dev WER by margin (a change is kept when it gains more than the margin in "
+                  f"log-likelihood): {curve}.", ""]
     header = "| id | reference | student | corrected | verdict |" + (" sentence |" if translated else "")
     lines += [header, "|---|---|---|---|---|" + ("---|" if translated else "")]
     for _, i, verdict in rows:

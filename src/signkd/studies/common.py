@@ -49,11 +49,6 @@ def load_all(params: Params, vocab: Vocabulary) -> dict[str, list[Item]]:
     return load_splits(params, vocab, ALL_INPUTS)
 
 
-# Settings added after studies had cached runs, with the value every earlier run had: keyed only
-# when set away from it, so that adding a setting does not retrain runs it cannot have changed.
-KEYED_WHEN_SET = {("student", "frame_stride"): 1}
-
-
 # The params sections that shape each kind of run (a run is keyed on these only, so that changing
 # e.g. the distillation settings does not retrain the single-stream teachers of the modality study).
 _INPUTS = ("data", "keypoints", "flow", "model", "augment", "decode")
@@ -62,16 +57,10 @@ STUDENT_SECTIONS = _INPUTS + ("student",)
 KD_SECTIONS = _INPUTS + ("teacher", "student", "kd")
 
 
-def run_key(params: Params, name: str, seed: int, extra: dict | None = None,
-            sections: tuple[str, ...] | None = None) -> str:
-    """Everything that shapes a run: the params `sections` it depends on (None: all), the variant
-    name, seed and extras."""
-    dumped = params.model_dump(mode="json", by_alias=True)
-    if sections is not None:
-        dumped = {k: v for k, v in dumped.items() if k in sections}
-    for (section, field), value in KEYED_WHEN_SET.items():
-        if section in dumped and dumped[section].get(field) == value:
-            del dumped[section][field]
+def run_key(params: Params, name: str, seed: int, extra: dict | None = None, *, sections: tuple[str, ...]) -> str:
+    """Everything that shapes a run: the params `sections` it depends on, the variant name, seed
+    and extras."""
+    dumped = {k: v for k, v in params.model_dump(mode="json", by_alias=True).items() if k in sections}
     blob = json.dumps({"params": dumped, "name": name, "seed": seed, "extra": extra or {}}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
