@@ -7,7 +7,7 @@ from pathlib import Path
 
 from signkd.distillation import distill_student, load_distillation_data
 from signkd.experiment import finish_training, vocabulary
-from signkd.models.checkpoint import load_checkpoint
+from signkd.models.checkpoint import freeze, load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
 from signkd.tuning import kd_settings
@@ -19,13 +19,13 @@ def main(params: Params) -> dict:
     import mlflow
 
     vocab = vocabulary(params)
-    teacher_cfg = load_checkpoint("models/train_teacher")[1]
+    teacher, teacher_cfg = load_checkpoint("models/train_teacher")
     items = load_distillation_data(params, vocab, Path("models/teacher_targets"))
     kd = kd_settings(params)
     mlflow.log_params({"kd.temperature_used": kd["temperature"], "kd.alpha_used": kd["alpha"],
                        **{f"kd.level_weights.{k}_used": v for k, v in kd["level_weights"].items()}})
     out = distill_student(params, items, vocab, teacher_cfg, kd["temperature"], alpha=kd["alpha"],
-                          level_weights=kd["level_weights"])
+                          level_weights=kd["level_weights"], teacher=freeze(teacher))
     metrics = finish_training(STAGE, params, out.student, out.config, items, vocab, out.result)
     if out.assistant_dev_wer is not None:
         metrics["assistant_dev_wer"] = out.assistant_dev_wer

@@ -1,6 +1,8 @@
 """Stage teacher_targets: the teacher's outputs on every training video, which `tune` and
 `distill` learn from. Out-of-fold by default (see signkd.teacher_targets): the metrics show how
-much softer they are than the final teacher's in-sample outputs."""
+much softer they are than the final teacher's in-sample outputs. With `kd.teacher_targets:
+online` distillation runs the teacher itself on each batch; the stored in-sample targets then only
+give these statistics and `tune`'s study name its fingerprint."""
 
 import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 

@@ -20,7 +20,7 @@ import optuna
 from signkd.distillation import distill_student, load_distillation_data
 from signkd.experiment import vocabulary
 from signkd.io import write_json
-from signkd.models.checkpoint import WEIGHTS, load_checkpoint
+from signkd.models.checkpoint import WEIGHTS, freeze, load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
 from signkd.study import open_study, shown, storage_url
@@ -51,7 +51,8 @@ def main(params: Params) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     study = tune_study(params)  # first: a wrong URL fails before any data is loaded
     vocab = vocabulary(params)
-    teacher_cfg = load_checkpoint("models/train_teacher")[1]
+    teacher, teacher_cfg = load_checkpoint("models/train_teacher")
+    teacher = freeze(teacher)
     items = load_distillation_data(params, vocab, Path("models/teacher_targets"))
 
     def objective(trial: optuna.Trial) -> float:
@@ -62,7 +63,7 @@ def main(params: Params) -> dict:
             result = distill_student(
                 params, items, vocab, teacher_cfg, chosen["kd.temperature"], epochs=params.tune.epochs,
                 on_epoch=pruning_callback(trial), desc=f"trial {trial.number}", alpha=chosen["kd.alpha"],
-                level_weights=level_weights(chosen, params),
+                level_weights=level_weights(chosen, params), teacher=teacher,
             ).result
             mlflow.log_metric("dev_wer", result.best_dev_wer)
         return result.best_dev_wer

@@ -62,3 +62,45 @@ def test_chain_distils_through_an_assistant_and_leaves_the_teacher_targets(teach
     direct = distill_student(_params("hkd"), _items(teacher, ("keypoints", "video")), vocab, teacher_cfg, 2.0, on_epoch=None)
     first = next(iter(out.student.state_dict()))
     assert not torch.equal(out.student.state_dict()[first], direct.student.state_dict()[first])
+
+
+def _online_params(recipe: str = "hkd"):
+    params = _params(recipe)
+    return params.model_copy(update={"kd": params.kd.model_copy(update={"teacher_targets": "online"})})
+
+
+def test_an_online_teacher_gives_the_loss_of_stored_targets_on_the_same_inputs(teacher_and_items):
+    from signkd.models.recognizer import Student
+    from signkd.training.data import collate
+    from signkd.training.kd import HKDLoss, KDConfig
+
+    vocab, teacher, _ = teacher_and_items
+    items = toy_items(4, feat_dim=POSE_DIM, seed=3, with_video=True)
+    stored = [type(it)(**{**it.__dict__, "tensors": dict(it.tensors)}) for it in items]
+    attach_teacher_outputs(teacher, stored, keep=("keypoints",))
+    torch.manual_seed(0)
+    student = Student("keypoints", POSE_DIM, 16, vocab.num_classes).eval()
+    cfg = KDConfig(alpha=0.5, temperature=2.0, level_weights={"frame": 1.0, "temporal": 1.0, "sequence": 1.0})
+    offline = HKDLoss(16, 32, cfg)
+    online = HKDLoss(16, 32, cfg, teacher)
+    online.load_state_dict(offline.state_dict())  # the same adapters
+    assert not any(p is q for p in online.parameters() for q in teacher.parameters()), "the optimiser must not see the teacher"
+    live, kept = collate(items), collate(stored)
+    loss_online, parts_online = online(student(live), live)
+    loss_offline, parts_offline = offline(student(kept), kept)
+    assert parts_online["kl"] > 0
+    assert torch.allclose(loss_online, loss_offline, atol=1e-5), (parts_online, parts_offline)
+
+
+@pytest.mark.parametrize("recipe", ["hkd", "chain"])
+def test_online_distillation_leaves_the_teacher_untouched(teacher_and_items, recipe):
+    vocab, teacher, teacher_cfg = teacher_and_items
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    items = {"train": toy_items(12, feat_dim=POSE_DIM, seed=1, with_video=True),
+             "dev": toy_items(4, feat_dim=POSE_DIM, seed=2, with_video=True)}
+    with pytest.raises(ValueError, match="online"):
+        distill_student(_online_params(recipe), items, vocab, teacher_cfg, 2.0, on_epoch=None)
+    out = distill_student(_online_params(recipe), items, vocab, teacher_cfg, 2.0, on_epoch=None, teacher=teacher)
+    assert out.result.history[-1]["train_kl"] > 0
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert not any(k.startswith("t_") for it in items["train"] for k in it.tensors), "targets are made per batch, not stored"

@@ -8,7 +8,8 @@
   HKD, then the student is distilled from the assistant, which is closer to it in what it sees.
 
 The teacher's outputs are precomputed once per training video by the `teacher_targets` stage
-(out-of-fold by default, see signkd.teacher_targets).
+(see signkd.teacher_targets), or with `kd.teacher_targets: online` computed by the frozen teacher
+on every augmented training batch (see signkd.training.kd.HKDLoss).
 """
 
 from __future__ import annotations
@@ -48,27 +49,39 @@ def kd_config(params: Params, temperature: float, recipe: str, alpha: float | No
     return KDConfig(alpha=params.kd.alpha if alpha is None else alpha, temperature=temperature, level_weights=weights)
 
 
+def online(params: Params) -> bool:
+    """Whether the teacher runs on each training batch instead of from stored targets."""
+    return params.kd.teacher_targets == "online"
+
+
 def load_distillation_data(params: Params, vocab: Vocabulary, targets_dir: Path) -> dict[str, list[Item]]:
-    """Train items carry the teacher's targets (from the `teacher_targets` stage) and the inputs
-    the student (and, for a chain, the assistant) reads; dev/test carry what they are evaluated on."""
-    keep = _student_inputs(params)
+    """Train items carry the teacher's targets (from the `teacher_targets` stage) -- or, online,
+    the teacher's own inputs -- and the inputs the student (and, for a chain, the assistant)
+    reads; dev/test carry what they are evaluated on."""
+    keep = distillation_inputs(params)
     items = load_splits(params, vocab, keep, student=True)
-    load_targets(items["train"], targets_dir, keep)
+    if not online(params):
+        load_targets(items["train"], targets_dir, keep)
     return items
 
 
-def _student_inputs(params: Params) -> tuple[str, ...]:
+def distillation_inputs(params: Params) -> tuple[str, ...]:
+    """The modalities distillation's training items need: the student's, a chain's assistant's,
+    and, with an online teacher, the teacher's."""
     chain = tuple(params.kd.assistant_modalities) if params.kd.recipe == "chain" else ()
-    return tuple(dict.fromkeys((params.student.modality,) + chain))
+    teacher = tuple(params.teacher.modalities) if online(params) else ()
+    return tuple(dict.fromkeys((params.student.modality,) + chain + teacher))
 
 
 def train_assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict,
-                    temperature: float, epochs: int | None, desc: str) -> tuple[nn.Module, dict, TrainResult]:
-    """The chain's middle model: a multi-stream model over fewer streams, distilled with HKD.
-    It does not depend on the student, so a study trains it once per seed for both students."""
+                    temperature: float, epochs: int | None, desc: str,
+                    teacher: nn.Module | None = None) -> tuple[nn.Module, dict, TrainResult]:
+    """The chain's middle model: a multi-stream model over fewer streams, distilled with HKD
+    (from stored targets, or from the online `teacher`). It does not depend on the student, so a
+    study trains it once per seed for both students."""
     config = teacher_config(params, keypoint_dim(params), vocab) | {"modalities": list(params.kd.assistant_modalities)}
     assistant = new_model(config, params.seed)
-    loss = HKDLoss(config["hidden"], teacher_cfg["hidden"], kd_config(params, temperature, "hkd"))
+    loss = HKDLoss(config["hidden"], teacher_cfg["hidden"], kd_config(params, temperature, "hkd"), teacher)
     result = train(assistant, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, None,
                    f"{desc} (assistant)")
     return assistant, config, result
@@ -78,19 +91,28 @@ def distill_student(
     params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict, temperature: float,
     epochs: int | None = None, on_epoch=log_epoch, desc: str = "distill", alpha: float | None = None,
     level_weights: dict[str, float] | None = None, assistant: tuple[nn.Module, dict, TrainResult] | None = None,
+    teacher: nn.Module | None = None,
 ) -> Distilled:
     """Train a fresh student with the configured recipe; returns it with its training record.
-    A chain trains its assistant first unless one is given (`train_assistant`'s result)."""
+    `teacher` (frozen) is required with online targets. A chain trains its assistant first unless
+    one is given (`train_assistant`'s result)."""
     recipe = params.kd.recipe
+    if online(params) and teacher is None:
+        raise ValueError("kd.teacher_targets is online: distill_student needs the frozen teacher")
+    teacher = teacher if online(params) else None
     source_hidden, assistant_wer = teacher_cfg["hidden"], None
     if recipe == "chain":
-        assistant, a_cfg, a_result = assistant or train_assistant(params, items, vocab, teacher_cfg, temperature, epochs, desc)
-        # the student learns from the assistant's outputs; copies keep the teacher's for the next call
-        items = {**items, "train": [replace(it, tensors=dict(it.tensors)) for it in items["train"]]}
-        attach_teacher_outputs(freeze(assistant), items["train"], keep=(params.student.modality,))
+        assistant, a_cfg, a_result = assistant or train_assistant(params, items, vocab, teacher_cfg, temperature, epochs,
+                                                                  desc, teacher)
         source_hidden, assistant_wer = a_cfg["hidden"], a_result.best_dev_wer
+        if teacher is not None:
+            teacher = freeze(assistant)  # the student learns from the assistant, online
+        else:
+            # the student learns from the assistant's outputs; copies keep the teacher's for the next call
+            items = {**items, "train": [replace(it, tensors=dict(it.tensors)) for it in items["train"]]}
+            attach_teacher_outputs(freeze(assistant), items["train"], keep=(params.student.modality,))
     config = student_config(params, keypoint_dim(params), vocab)
     student = new_model(config, params.seed)
-    loss = HKDLoss(config["hidden"], source_hidden, kd_config(params, temperature, recipe, alpha, level_weights))
+    loss = HKDLoss(config["hidden"], source_hidden, kd_config(params, temperature, recipe, alpha, level_weights), teacher)
     result = train(student, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, on_epoch, desc)
     return Distilled(student, result, config, assistant_wer)

@@ -182,7 +182,7 @@ class KDParams(TrainParams):
     recipe: Literal["logits", "hkd", "chain"] = "hkd"
     # out_of_fold: each training video's targets come from a teacher trained without it (k folds);
     # in_sample: the final teacher's outputs on its own training videos (near one-hot)
-    teacher_targets: Literal["out_of_fold", "in_sample"] = "out_of_fold"
+    teacher_targets: Literal["out_of_fold", "in_sample", "online"] = "out_of_fold"
     folds: int = Field(default=3, ge=2, le=10)
     # chain only: the assistant between teacher and student (a smaller multi-stream model)
     assistant_modalities: list[Modality] = Field(default=["video", "keypoints"], min_length=1)

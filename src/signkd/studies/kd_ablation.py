@@ -19,7 +19,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from signkd.distillation import RECIPES, distill_student, train_assistant
+from signkd.distillation import RECIPES, distill_student, distillation_inputs, online, train_assistant
 from signkd.experiment import (
     decoding, keypoint_dim, new_model, scoring_clean, student_config, teacher_config, train_config, vocabulary,
 )
@@ -80,8 +80,9 @@ def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg) -> Pat
     return directory
 
 
-def assistant_run(params: Params, items: dict, vocab, targets: Path, teacher_cfg, kd: dict) -> tuple:
-    """The chain's assistant for this seed, trained once and shared by both students."""
+def assistant_run(params: Params, items: dict, vocab, targets: Path | None, teacher_cfg, kd: dict, teacher) -> tuple:
+    """The chain's assistant for this seed, trained once and shared by both students (from the
+    stored `targets`, or online from the frozen `teacher`)."""
     directory = STUDY_DIR / f"assistant-seed{params.seed}"
     key = run_key(params, "assistant", params.seed, kd, sections=KD_SECTIONS)
     record = directory / "record.json"
@@ -89,34 +90,39 @@ def assistant_run(params: Params, items: dict, vocab, targets: Path, teacher_cfg
         model, config = load_checkpoint(directory)
         return model, config, TrainResult(**json.loads(record.read_text())["result"])
     keep = tuple(params.kd.assistant_modalities)
-    train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], keep)]
-    load_targets(train_items, targets, keep)
+    inputs = tuple(dict.fromkeys(keep + (tuple(teacher_cfg["modalities"]) if online(params) else ())))
+    train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], inputs)]
+    if not online(params):
+        load_targets(train_items, targets, keep)
     data = {"train": train_items, "dev": only(items["dev"], keep)}
-    model, config, result = train_assistant(params, data, vocab, teacher_cfg, kd["temperature"], None, f"assistant {params.seed}")
+    model, config, result = train_assistant(params, data, vocab, teacher_cfg, kd["temperature"], None, f"assistant {params.seed}",
+                                            teacher if online(params) else None)
     save_checkpoint(model, config, directory)
     write_json(record, {"key": key, "result": {"best_epoch": result.best_epoch, "best_dev_wer": result.best_dev_wer}})
     return model, config, result
 
 
-def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path, teacher_cfg, kd: dict,
-                assistant=None) -> dict:
+def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path | None, teacher_cfg, kd: dict,
+                assistant=None, teacher=None) -> dict:
     modality, seed = params.student.modality, params.seed
     name = f"{modality}-{recipe}"
 
     def fit() -> dict:
-        keep = (modality,) + (tuple(params.kd.assistant_modalities) if recipe == "chain" else ())
         if recipe == "no_kd":
             config = student_config(params, keypoint_dim(params), vocab)
             model = new_model(config, seed)
             data = {k: only(v, (modality,)) for k, v in items.items()}
             result = train(model, data["train"], data["dev"], vocab, train_config(params, params.student), None, None, name)
         else:
+            pr = with_updates(params, kd={"recipe": recipe})
+            keep = distillation_inputs(pr)
             train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], keep)]
-            load_targets(train_items, targets, keep)
+            if not online(pr):
+                load_targets(train_items, targets, keep)
             data = {"train": train_items, "dev": only(items["dev"], keep), "test": only(items["test"], (modality,))}
-            out = distill_student(with_updates(params, kd={"recipe": recipe}), data, vocab, teacher_cfg, kd["temperature"],
+            out = distill_student(pr, data, vocab, teacher_cfg, kd["temperature"],
                                   on_epoch=None, desc=name, alpha=kd["alpha"], level_weights=kd["level_weights"],
-                                  assistant=assistant() if recipe == "chain" else None)
+                                  assistant=assistant() if recipe == "chain" else None, teacher=teacher)
             model, config, result = out.student, out.config, out.result
         save_checkpoint(model, config, STUDY_DIR / f"{name}-seed{seed}")
         return _evaluate(model, params, {"test": only(items["test"], (modality,))}, vocab, result)
@@ -143,15 +149,17 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS, 
         ps = params.model_copy(update={"seed": seed})
         record, model, config = teacher_run(ps, items, vocab)
         teachers[seed] = record
-        targets = targets_run(ps, items, vocab, model, config)
-        assistant = lambda ps=ps, targets=targets, config=config: assistant_run(ps, items, vocab, targets, config, kd)  # noqa: E731
+        teacher = freeze(model)
+        targets = None if online(ps) else targets_run(ps, items, vocab, teacher, config)
+        assistant = lambda ps=ps, targets=targets, config=config, teacher=teacher: assistant_run(  # noqa: E731
+            ps, items, vocab, targets, config, kd, teacher)
         for student in students:
             pst = with_updates(ps, student={"modality": student})
             if student == "video" and video_epochs:
                 pst = with_updates(pst, student={"modality": student, "epochs": video_epochs}, kd={"epochs": video_epochs})
             for recipe in ("no_kd", *(video_recipes if student == "video" else RECIPES)):
                 runs[student].setdefault(recipe, []).append(
-                    student_run(pst, recipe, items, vocab, targets, config, kd, assistant))
+                    student_run(pst, recipe, items, vocab, targets, config, kd, assistant, teacher))
     teacher_summary = summarize(list(teachers.values()))
     report: dict = {}
     for student, by_recipe in runs.items():
@@ -173,8 +181,8 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS, 
 def _write_readme(report: dict, students: tuple[str, ...], seeds: list[int]) -> None:
     s = report["settings"]
     lines = ["# Distillation ablation", "",
-             f"Seeds {seeds}; teacher fusion `{s['fusion']}`; KD alpha {s['alpha']}, temperature {s['temperature']:.3f}, "
-             f"level weights {s['level_weights']}; {s['epochs']} epochs with and without KD (video student: "
+             f"Seeds {seeds}; teacher fusion `{s['fusion']}`; teacher targets `{s['teacher_targets']}`; KD alpha {s['alpha']:.3f}, temperature {s['temperature']:.3f}, "
+             f"level weights {', '.join(f'{k} {v:.3f}' for k, v in s['level_weights'].items())}; {s['epochs']} epochs with and without KD (video student: "
              f"{s['video_epochs']}, recipes {', '.join(s['video_recipes'])}, for time). Gap recovered = (no_kd - recipe) / (no_kd - teacher) on mean test "
              "WER. Written by `python -m signkd.studies.kd_ablation`; do not edit.", ""]
     for student in students:

@@ -1,6 +1,8 @@
 """Hierarchical knowledge distillation (SignKD's HKD, KD-MSLRT's 3D -> 1D transfer).
 
-The frozen multi-modal teacher's outputs are precomputed once; the student then learns from
+The frozen multi-modal teacher's outputs are precomputed once (or, with `kd.teacher_targets:
+online`, computed on every training batch from the same augmented view the student sees); the
+student then learns from
   (1 - alpha) * CTC(ground truth)
   + alpha * T^2 * [KL(teacher || student) on the sequence head + on the conv head]
   + sum over levels (frame, temporal, sequence) of w_level * MSE(adapter(student feature), teacher feature),
@@ -85,17 +87,36 @@ def feature_mse(student: torch.Tensor, teacher: torch.Tensor, lengths: torch.Ten
 
 
 class HKDLoss(nn.Module):
-    """The distillation objective, holding the learned adapters of the feature-level losses."""
+    """The distillation objective, holding the learned adapters of the feature-level losses.
 
-    def __init__(self, student_dim: int, teacher_dim: int, cfg: KDConfig):
+    With an online `teacher` (frozen, see signkd.models.checkpoint.freeze) its targets are computed
+    on each batch, under the same augmentation as the student's inputs ("consistent teaching",
+    Beyer et al. 2022): the student then also gets speed augmentation, which precomputed
+    frame-aligned targets rule out, and every epoch a fresh view of the teacher's function. The
+    teacher is held outside this module's parameters, so the optimiser never sees it."""
+
+    def __init__(self, student_dim: int, teacher_dim: int, cfg: KDConfig, teacher: nn.Module | None = None):
         super().__init__()
         unknown = set(cfg.level_weights) - set(LEVELS)
         if unknown:
             raise ValueError(f"unknown distillation levels {sorted(unknown)}; use {LEVELS}")
         self.cfg = cfg
         self.adapters = nn.ModuleDict({lvl: nn.Linear(student_dim, teacher_dim) for lvl in LEVELS})
+        self._online = (teacher,) if teacher is not None else ()  # a tuple: not a registered submodule
+
+    @torch.no_grad()
+    def _teacher_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not self._online or "t_seq_logits" in batch:
+            return batch
+        teacher = self._online[0]
+        device = batch["lengths"].device
+        if next(teacher.parameters()).device != device:
+            teacher.to(device)
+        teacher.eval()
+        return {**batch, **teacher_targets(teacher(batch))}
 
     def forward(self, out: RecognizerOutput, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        batch = self._teacher_batch(batch)
         ctc, parts = ctc_loss(out, batch)
         temp = self.cfg.temperature
         kl = distill_kl(out.seq_logits, batch["t_seq_logits"], out.lengths, temp) + distill_kl(
