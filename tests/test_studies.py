@@ -85,3 +85,21 @@ def test_premise_also_compares_the_fusion_with_a_longer_trained_single_stream_st
     c = claims(summary)
     assert c["fusion_relative_gain"] == pytest.approx(7 / 30, abs=1e-4)  # teacher-sized streams only
     assert c["fusion_relative_gain_vs_any_single_stream_model"] == pytest.approx(2 / 25, abs=1e-4)
+
+
+def test_paired_gain_sees_a_consistent_gain_that_the_two_marginal_intervals_cannot():
+    from signkd.studies.common import paired_gain
+
+    rng = np.random.default_rng(0)
+    refs = [4] * 300
+    base = rng.integers(0, 3, size=300)  # hard and easy utterances, shared by both models
+    better = np.where((np.arange(300) % 4 == 0) & (base > 0), base - 1, base)  # one error fewer on a quarter of them
+    runs = lambda e: [_run(list(map(int, e)), refs) for _ in range(3)]  # noqa: E731
+    a, b = summarize(runs(base)), summarize(runs(better))
+    assert a["test_wer_ci_low"] < b["test_wer_ci_high"], "set-up: the marginal intervals overlap"
+    gain = paired_gain(runs(base), runs(better))
+    assert gain["mean"] == pytest.approx(100 * (base.sum() - better.sum()) / sum(refs), abs=1e-3)
+    assert 0 < gain["ci_low"] < gain["mean"] < gain["ci_high"]
+    reverse = paired_gain(runs(better), runs(base))
+    assert reverse["ci_high"] < 0
+    assert paired_gain(runs(base), runs(base)) == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0}

@@ -111,6 +111,22 @@ def summarize(runs: list[dict]) -> dict:
             "dev_wer_mean": round(float(np.mean([r["dev_wer"] for r in runs])), 3)}
 
 
+def paired_gain(base: list[dict], other: list[dict]) -> dict:
+    """Mean-over-seeds test WER of `base` minus that of `other`, with a paired bootstrap interval:
+    each resample draws the same utterances for both, so what the two models share (hard
+    utterances) cancels. A gain whose interval excludes 0 is one this test set can see, even
+    where the two models' own intervals overlap (those answer a different question: where each
+    model's WER lies)."""
+    ids = base[0]["test_ids"]
+    if any(r["test_ids"] != ids for r in base + other):
+        raise ValueError("a paired comparison needs both models scored on the same test set")
+    refs = np.array(base[0]["test_ref_words"], dtype=np.int64)
+    mean_errors = lambda runs: np.array([r["test_errors"] for r in runs], dtype=np.float64).mean(0)  # noqa: E731
+    diff = mean_errors(base) - mean_errors(other)
+    low, high = seed_mean_interval(diff[None, :], refs)
+    return {"mean": round(float(diff.sum() / refs.sum() * 100.0), 3), "ci_low": round(low, 3), "ci_high": round(high, 3)}
+
+
 def bar_chart(summary: dict[str, dict], path: Path, title: str) -> Path:
     """Mean test WER per model, the bootstrap interval as error bars, each seed as a dot."""
     import matplotlib

@@ -6,7 +6,9 @@ student without distillation (`no_kd`) and distilled from that seed's teacher by
 
   reports/kd_ablation/metrics.json   {"<student>": {"<recipe>": {"test_wer_mean", "test_wer_std",
                                       "test_wer_ci_low", "test_wer_ci_high", "seeds"}, ...,
-                                      "gap_recovered": {"<recipe>": (no_kd - recipe) / (no_kd - teacher)}}}
+                                      "gap_recovered": {"<recipe>": (no_kd - recipe) / (no_kd - teacher)},
+                                      "gain_over_no_kd": {"<recipe>": {"mean", "ci_low", "ci_high"}}}}
+      (no_kd's test WER minus the recipe's, with a paired bootstrap interval over test utterances)
   reports/kd_ablation/README.md, wer.png, alignment.png
 
 Run: `make kd-ablation`; runs are cached in models/studies/kd_ablation/, so it resumes.
@@ -26,7 +28,10 @@ from signkd.experiment import (
 from signkd.io import write_json, write_text
 from signkd.models.checkpoint import freeze, load_checkpoint, save_checkpoint
 from signkd.params import Params, load_params
-from signkd.studies.common import KD_SECTIONS, STUDENT_SECTIONS, TEACHER_SECTIONS, bar_chart, cached, load_all, markdown_table, only, run_key, summarize, test_record, with_updates
+from signkd.studies.common import (
+    KD_SECTIONS, STUDENT_SECTIONS, TEACHER_SECTIONS, bar_chart, cached, load_all, markdown_table, only, paired_gain, run_key,
+    summarize, test_record, with_updates,
+)
 from signkd.teacher_targets import TARGETS_FILE, load_targets, out_of_fold_targets, save_targets
 from signkd.training.kd import attach_teacher_outputs
 from signkd.training.trainer import TrainResult, evaluate, train
@@ -35,6 +40,7 @@ from signkd.tuning import kd_settings
 STUDY_DIR = Path("models/studies/kd_ablation")
 REPORT_DIR = Path("reports/kd_ablation")
 STUDENTS = ("keypoints", "video")
+SUMMARY_KEYS = ("gap_recovered", "gain_over_no_kd")  # per-student keys that are not models
 
 
 def _evaluate(model, params, data, vocab, result) -> dict:
@@ -166,13 +172,14 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS, 
         block = {recipe: summarize(rs) | {"seed_wers": [round(r["test_wer"], 3) for r in rs]} for recipe, rs in by_recipe.items()}
         block["teacher"] = teacher_summary | {"seed_wers": [round(r["test_wer"], 3) for r in teachers.values()]}
         block["gap_recovered"] = gap_recovered(block)
+        block["gain_over_no_kd"] = {r: paired_gain(by_recipe["no_kd"], rs) for r, rs in by_recipe.items() if r != "no_kd"}
         report[student] = block
     report["settings"] = {"temperature": kd["temperature"], "teacher_targets": params.kd.teacher_targets, "alpha": kd["alpha"], "fusion": params.teacher.fusion,
                           "level_weights": kd["level_weights"], "kd_source": kd["source"], "seeds": seeds,
                           "epochs": params.kd.epochs, "video_epochs": video_epochs or params.kd.epochs,
                           "video_recipes": list(video_recipes)}
     write_json(REPORT_DIR / "metrics.json", report)
-    flat = {f"{s}/{r}": v for s in students for r, v in report[s].items() if r != "gap_recovered"}
+    flat = {f"{s}/{r}": v for s in students for r, v in report[s].items() if r not in SUMMARY_KEYS}
     bar_chart(flat, REPORT_DIR / "wer.png", f"Distillation ablation, {len(seeds)} seeds")
     _write_readme(report, students, seeds)
     return report
@@ -188,8 +195,10 @@ def _write_readme(report: dict, students: tuple[str, ...], seeds: list[int]) -> 
     for student in students:
         block = report[student]
         lines += [f"## {student} student", "",
-                  markdown_table({k: v for k, v in block.items() if k != "gap_recovered"}, {}), "",
-                  "gap recovered: " + ", ".join(f"{r} {v:.2f}" if v is not None else f"{r} –" for r, v in block["gap_recovered"].items()), ""]
+                  markdown_table({k: v for k, v in block.items() if k not in SUMMARY_KEYS}, {}), "",
+                  "gap recovered: " + ", ".join(f"{r} {v:.2f}" if v is not None else f"{r} –" for r, v in block["gap_recovered"].items()), "",
+                  "gain over no KD (test WER points, paired 95% CI): " + ", ".join(
+                      f"{r} {g['mean']:.2f} [{g['ci_low']:.2f}, {g['ci_high']:.2f}]" for r, g in block["gain_over_no_kd"].items()), ""]
     lines += ["![test WER per recipe](wer.png)", "", "![CTC alignment](alignment.png)", ""]
     write_text(REPORT_DIR / "README.md", "\n".join(lines))
 
