@@ -21,7 +21,7 @@ POSE_DIM = 3 * 9  # model.keypoint_parts: [pose]
 def _params(recipe: str):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["model"].update({"keypoint_parts": ["pose"], "hidden": 32, "student_hidden": 16, "cnn_width": 4})
-    raw["kd"].update({"recipe": recipe, "epochs": 2, "assistant_modalities": ["video", "keypoints"]})
+    raw["kd"].update({"recipe": recipe, "epochs": 2, "assistant_modalities": ["video", "keypoints"], "teacher_targets": "in_sample"})
     return parse_params(raw)
 
 

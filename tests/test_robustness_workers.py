@@ -127,3 +127,23 @@ def test_mediapipe_extraction_prints_no_native_noise(tmp_path):
              or "absl::InitializeLog" in line]
     assert not noise, f"{len(noise)} native log lines reached the terminal, e.g. {noise[:2]}"
     assert "keypoints: 100%" in out.stderr  # the progress bar itself still shows
+
+
+def test_the_filter_drops_tflite_info_lines_that_two_workers_interleaved():
+    from signkd.features.workers import _pump
+
+    # TFLite writes "INFO: " and its message separately; two workers at once give these lines
+    stream = (b"INFO: INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+              b"Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+              b"E0000 00:00:1796598905.559457   11628 graph.cc:12] a real error\n"
+              b"Traceback (most recent call last):\n")
+    source_r, source_w = os.pipe()
+    sink_r, sink_w = os.pipe()
+    os.write(source_w, stream)
+    os.close(source_w)
+    dropped = [0]
+    _pump(source_r, sink_w, dropped)  # closes both ends it was given
+    with os.fdopen(sink_r, "rb") as sink:
+        passed = sink.read()
+    assert dropped[0] == 2
+    assert passed == b"E0000 00:00:1796598905.559457   11628 graph.cc:12] a real error\nTraceback (most recent call last):\n"

@@ -37,9 +37,11 @@ _WATCH_INTERVAL_S = 0.5
 
 # absl/glog prefix: severity letter, MMDD, time (before absl::InitializeLog its "seconds" are the
 # Unix time: `W0000 00:00:1796311656.299942`), thread id, file:line]. I = info, W = warning.
+# TFLite writes "INFO: " and the message in two writes, so two workers can interleave them into
+# "INFO: INFO: Created ..." and a bare "Created ..." line: both are the same info line.
 NOISE = re.compile(
     rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\] "
-    rb"|INFO: Created TensorFlow Lite"
+    rb"|(?:INFO: )*Created TensorFlow Lite"
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR)"
 )
 
