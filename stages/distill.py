@@ -25,7 +25,7 @@ def main(params: Params) -> dict:
     mlflow.log_params({"kd.temperature_used": kd["temperature"], "kd.alpha_used": kd["alpha"],
                        **{f"kd.level_weights.{k}_used": v for k, v in kd["level_weights"].items()}})
     out = distill_student(params, items, vocab, teacher_cfg, kd["temperature"], alpha=kd["alpha"],
-                          level_weights=kd["level_weights"], teacher=freeze(teacher))
+                          level_weights=kd["level_weights"], teacher=freeze(teacher), resume_stage=STAGE)
     metrics = finish_training(STAGE, params, out.student, out.config, items, vocab, out.result)
     if out.assistant_dev_wer is not None:
         metrics["assistant_dev_wer"] = out.assistant_dev_wer

@@ -4,7 +4,7 @@ the baseline distillation must beat."""
 import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.experiment import (
-    finish_training, keypoint_dim, load_splits, log_epoch, new_model, student_config, train_config, vocabulary,
+    checkpoint_path, finish_training, keypoint_dim, load_splits, log_epoch, new_model, student_config, train_config, vocabulary,
 )
 from signkd.params import Params
 from signkd.stage import run_stage
@@ -19,7 +19,8 @@ def main(params: Params) -> dict:
     config = student_config(params, keypoint_dim(params), vocab)
     model = new_model(config, params.seed)
     result = train(
-        model, items["train"], items["dev"], vocab, train_config(params, params.student), on_epoch=log_epoch, desc="student"
+        model, items["train"], items["dev"], vocab, train_config(params, params.student), on_epoch=log_epoch, desc="student",
+        checkpoint=checkpoint_path(STAGE, "student"),
     )
     return finish_training(STAGE, params, model, config, items, vocab, result)
 

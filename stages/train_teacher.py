@@ -3,7 +3,7 @@
 import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.experiment import (
-    finish_training, keypoint_dim, load_splits, log_epoch, new_model, teacher_config, train_config, vocabulary,
+    checkpoint_path, finish_training, keypoint_dim, load_splits, log_epoch, new_model, teacher_config, train_config, vocabulary,
 )
 from signkd.params import Params
 from signkd.stage import run_stage
@@ -18,7 +18,8 @@ def main(params: Params) -> dict:
     config = teacher_config(params, keypoint_dim(params), vocab)
     model = new_model(config, params.seed)
     result = train(
-        model, items["train"], items["dev"], vocab, train_config(params, params.teacher), on_epoch=log_epoch, desc="teacher"
+        model, items["train"], items["dev"], vocab, train_config(params, params.teacher), on_epoch=log_epoch, desc="teacher",
+        checkpoint=checkpoint_path(STAGE, "teacher"),
     )
     return finish_training(STAGE, params, model, config, items, vocab, result)
 

@@ -29,7 +29,7 @@ from signkd.inference import DecodeConfig
 from signkd.models.checkpoint import freeze
 from signkd.models.recognizer import KeypointStudent, MultiModalTeacher
 from signkd.seeding import set_seed
-from signkd.training.data import batches
+from signkd.training.loader import batches
 from signkd.training.kd import HKDLoss, KDConfig, attach_teacher_outputs
 from signkd.training.trainer import TrainConfig, ctc_loss, train
 from tests.tiny_workspace import ROOT, custom_workspace

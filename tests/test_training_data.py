@@ -47,7 +47,7 @@ def test_a_strided_student_loads_keypoints_thinned_as_recognize_extracts_them(tm
 
     def load(stride: int) -> np.ndarray:
         source = FeatureSource(Path(tmp_path), Path(tmp_path), 8, 8, ALL_PARTS, keypoint_stride=stride)
-        return load_items([sample], Vocabulary(["REGEN"]), source, ("keypoints",), train=False)[0].tensors["keypoints"].numpy()
+        return load_items([sample], Vocabulary(["REGEN"]), source, ("keypoints",), train=False)[0].inputs()["keypoints"].numpy()
 
     every, strided = load(1), load(3)
     np.testing.assert_array_equal(every, keypoint_features(stored, ALL_PARTS))

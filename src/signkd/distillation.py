@@ -20,7 +20,7 @@ from pathlib import Path
 from torch import nn
 
 from signkd.experiment import (
-    keypoint_dim, load_splits, log_epoch, new_model, student_config, teacher_config, train_config,
+    checkpoint_path, keypoint_dim, load_splits, log_epoch, new_model, student_config, teacher_config, train_config,
 )
 from signkd.models.checkpoint import freeze
 from signkd.params import Params
@@ -75,7 +75,7 @@ def distillation_inputs(params: Params) -> tuple[str, ...]:
 
 def train_assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict,
                     temperature: float, epochs: int | None, desc: str,
-                    teacher: nn.Module | None = None) -> tuple[nn.Module, dict, TrainResult]:
+                    teacher: nn.Module | None = None, resume_stage: str | None = None) -> tuple[nn.Module, dict, TrainResult]:
     """The chain's middle model: a multi-stream model over fewer streams, distilled with HKD
     (from stored targets, or from the online `teacher`). It does not depend on the student, so a
     study trains it once per seed for both students."""
@@ -83,7 +83,7 @@ def train_assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabul
     assistant = new_model(config, params.seed)
     loss = HKDLoss(config["hidden"], teacher_cfg["hidden"], kd_config(params, temperature, "hkd"), teacher)
     result = train(assistant, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, None,
-                   f"{desc} (assistant)")
+                   f"{desc} (assistant)", checkpoint_path(resume_stage, "assistant") if resume_stage else None)
     return assistant, config, result
 
 
@@ -91,11 +91,12 @@ def distill_student(
     params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict, temperature: float,
     epochs: int | None = None, on_epoch=log_epoch, desc: str = "distill", alpha: float | None = None,
     level_weights: dict[str, float] | None = None, assistant: tuple[nn.Module, dict, TrainResult] | None = None,
-    teacher: nn.Module | None = None,
+    teacher: nn.Module | None = None, resume_stage: str | None = None,
 ) -> Distilled:
     """Train a fresh student with the configured recipe; returns it with its training record.
     `teacher` (frozen) is required with online targets. A chain trains its assistant first unless
-    one is given (`train_assistant`'s result)."""
+    one is given (`train_assistant`'s result). With `resume_stage`, every training loop keeps a
+    resumable checkpoint under that stage (see signkd.training.resume)."""
     recipe = params.kd.recipe
     if online(params) and teacher is None:
         raise ValueError("kd.teacher_targets is online: distill_student needs the frozen teacher")
@@ -103,7 +104,7 @@ def distill_student(
     source_hidden, assistant_wer = teacher_cfg["hidden"], None
     if recipe == "chain":
         assistant, a_cfg, a_result = assistant or train_assistant(params, items, vocab, teacher_cfg, temperature, epochs,
-                                                                  desc, teacher)
+                                                                  desc, teacher, resume_stage)
         source_hidden, assistant_wer = a_cfg["hidden"], a_result.best_dev_wer
         if teacher is not None:
             teacher = freeze(assistant)  # the student learns from the assistant, online
@@ -114,5 +115,6 @@ def distill_student(
     config = student_config(params, keypoint_dim(params), vocab)
     student = new_model(config, params.seed)
     loss = HKDLoss(config["hidden"], source_hidden, kd_config(params, temperature, recipe, alpha, level_weights), teacher)
-    result = train(student, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, on_epoch, desc)
+    result = train(student, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, on_epoch, desc,
+                   checkpoint_path(resume_stage, "student") if resume_stage else None)
     return Distilled(student, result, config, assistant_wer)

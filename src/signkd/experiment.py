@@ -21,6 +21,8 @@ from signkd.seeding import set_seed
 from signkd.tracking import is_main_process
 from signkd.training.augment import AugmentConfig
 from signkd.training.data import FeatureSource, Item, Vocabulary, load_items
+from signkd.training.loader import LoaderConfig
+from signkd.training.resume import resume_path
 from signkd.training.trainer import TrainConfig, TrainResult, evaluate
 
 MODELS_DIR = Path("models")
@@ -36,10 +38,15 @@ def vocabulary(params: Params) -> Vocabulary:
 
 
 def feature_source(params: Params, keypoint_stride: int = 1) -> FeatureSource:
+    cache = params.loader.frame_cache
     return FeatureSource(
         Path(params.keypoints.out_dir), Path(params.flow.out_dir), params.model.frame_height, params.model.frame_width,
-        tuple(params.model.keypoint_parts), keypoint_stride,
+        tuple(params.model.keypoint_parts), keypoint_stride, Path(cache) if cache else None,
     )
+
+
+def loader_config(params: Params) -> LoaderConfig:
+    return LoaderConfig(params.loader.workers, params.loader.bucket, params.loader.prefetch)
 
 
 def load_splits(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], splits=("train", "dev", "test"),
@@ -52,6 +59,11 @@ def load_splits(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], 
         )
         for split in splits
     }
+
+
+def checkpoint_path(stage: str, name: str) -> Path:
+    """The resumable training checkpoint of one training loop of a stage (see training/resume.py)."""
+    return resume_path(stage, name)
 
 
 def new_model(config: dict, seed: int) -> nn.Module:
@@ -136,6 +148,7 @@ def train_config(params: Params, section: TrainParams, epochs: int | None = None
         milestones=tuple(section.milestones),
         gamma=section.gamma,
         weight_decay=section.weight_decay,
+        loader=loader_config(params),
     )
 
 
@@ -161,7 +174,8 @@ def score_splits(model: nn.Module, items: dict[str, list[Item]], vocab: Vocabula
     hyps: dict[str, list[list[str]]] = {}
     for split in ("dev", "test"):
         if split in items:
-            result, hyps[split] = evaluate(model, items[split], vocab, decoding(params), scoring_clean(params))
+            result, hyps[split] = evaluate(model, items[split], vocab, decoding(params), scoring_clean(params),
+                                           loader_config(params))
             metrics.update(result.as_metrics(split))
     return metrics, hyps
 

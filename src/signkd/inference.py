@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from signkd.training.data import Item
+    from signkd.training.loader import LoaderConfig
 
 CONFIG_KEY = "signkd_config"  # ONNX metadata entry holding the checkpoint config (vocabulary, preprocessing)
 
@@ -43,21 +44,23 @@ class LogProbBackend(Protocol):
 class TorchBackend:
     """A PyTorch recogniser in eval mode, run on padded batches."""
 
-    def __init__(self, model: nn.Module, batch_size: int = 8):
+    def __init__(self, model: nn.Module, batch_size: int = 8, loader: LoaderConfig | None = None):
         self.model = model
         self.batch_size = batch_size
+        self.loader = loader
 
     def log_probs(self, items: Sequence[Item]) -> list[np.ndarray]:
         import torch
 
-        from signkd.training.data import batches
+        from signkd.training.loader import LoaderConfig, batches
 
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device
         result: list[np.ndarray] = []
         try:
-            for batch in batches(list(items), self.batch_size, shuffle=False):
+            loader = self.loader or LoaderConfig()
+            for batch in batches(list(items), self.batch_size, loader=LoaderConfig(workers=loader.workers)):
                 with torch.no_grad():
                     out = self.model({k: v.to(device) for k, v in batch.items()})
                 lp = out.seq_logits.log_softmax(-1).cpu().numpy()
@@ -89,7 +92,7 @@ class OnnxBackend:
         return None if stored is None else json.loads(stored)
 
     def run(self, item: Item) -> np.ndarray:
-        return self.run_arrays({k: v.numpy() for k, v in item.tensors.items()}, item.id)
+        return self.run_arrays({k: v.numpy() for k, v in item.inputs().items()}, item.id)
 
     def run_arrays(self, tensors: Mapping[str, np.ndarray], name: str = "?") -> np.ndarray:
         """[T', C] log-probabilities of one utterance given its unscaled inputs (as stored)."""

@@ -226,6 +226,15 @@ class DecodeParams(_Strict):
     beam_width: int = Field(ge=1, le=256)
 
 
+class LoaderParams(_Strict):
+    """How training and evaluation read utterances (signkd.training.loader)."""
+
+    workers: int = Field(default=0, ge=0, le=64)  # DataLoader worker processes; 0 = in the training process
+    bucket: int = Field(default=0, ge=0, le=1000)  # batches per length-sorted window; 0 = plain shuffled batches
+    prefetch: int = Field(default=2, ge=1, le=64)  # batches each worker reads ahead
+    frame_cache: str = "data/frame_cache"  # resized frames kept per video; "" = decode the images on every read
+
+
 class QuantizeParams(_Strict):
     latency_runs: int = Field(ge=1)
 
@@ -254,6 +263,7 @@ class Params(_Strict):
     flow: FlowParams
     model: ModelParams
     augment: AugmentParams = AugmentParams()
+    loader: LoaderParams = LoaderParams()
     teacher: TeacherParams
     student: StudentParams
     kd: KDParams

@@ -8,13 +8,17 @@ broken data) end with one readable message and exit code 1, not a traceback.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 from signkd.errors import InputError
+
+RESUME_DIR = "models/.resume"  # signkd.training.resume keeps end-of-epoch checkpoints there (not imported: it needs torch)
 from signkd.params import Params, load_params
 from signkd.seeding import set_seed, set_torch_threads
 from signkd.tracking import is_main_process, stage_run, write_stage_metrics
@@ -50,6 +54,8 @@ def run_stage(name: str, body: StageBody, params_path: str = "params.yaml") -> N
             metrics["wall_time_s"] = round(time.perf_counter() - start, 2)
             if main:
                 write_stage_metrics(name, metrics)
+                # the stage is done: a forced rerun (`dvc repro -f`) must train again, not resume
+                shutil.rmtree(Path(RESUME_DIR) / name, ignore_errors=True)
     except _expected_errors() as err:
         print(f"\n[{name}] error: {err}", file=sys.stderr)
         sys.exit(1)

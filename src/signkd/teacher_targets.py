@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from signkd.experiment import train_config
+from signkd.experiment import checkpoint_path, train_config
 from signkd.io import atomic_path
 from signkd.models.checkpoint import build_model, freeze
 from signkd.params import Params
@@ -52,7 +52,8 @@ def out_of_fold_targets(params: Params, vocab: Vocabulary, train_items: list[Ite
         set_seed(params.seed + 1 + k)
         model = build_model(teacher_cfg)
         cfg = train_config(params, params.teacher)
-        result = train(model, rest, dev_items, vocab, cfg, None, None, f"fold {k + 1}/{folds}")
+        result = train(model, rest, dev_items, vocab, cfg, None, None, f"fold {k + 1}/{folds}",
+                       checkpoint_path("teacher_targets", f"fold{k + 1}of{folds}"))
         attach_teacher_outputs(freeze(model), held, keep=("video", "keypoints", "flow"))
         dev_wers.append(result.best_dev_wer)
     return dev_wers
@@ -77,9 +78,8 @@ def load_targets(items: list[Item], directory: Path, keep: tuple[str, ...]) -> N
         if missing:
             raise FileNotFoundError(f"{path} has no targets for {it.id}: rerun `dvc repro teacher_targets`")
         it.tensors.update({k: stored[f"{it.id}/{k}"] for k in TEACHER_KEYS})
-        for modality in ("video", "keypoints", "flow"):
-            if modality not in keep:
-                it.tensors.pop(modality, None)
+        kept = it.restricted(keep)
+        it.tensors, it.modalities = kept.tensors, kept.modalities
 
 
 def target_stats(items: list[Item]) -> dict[str, float]:

@@ -38,7 +38,7 @@ def with_updates(params: Params, **sections: dict) -> Params:
 
 def only(items: list[Item], modalities: tuple[str, ...]) -> list[Item]:
     """The same items with only the inputs a model reads (the rest is not collated for nothing)."""
-    return [replace(it, tensors={k: v for k, v in it.tensors.items() if k in modalities or k.startswith("t_")}) for it in items]
+    return [it.restricted(modalities) for it in items]
 
 
 def load_all(params: Params, vocab: Vocabulary) -> dict[str, list[Item]]:

@@ -40,18 +40,42 @@ class AugmentConfig:
         return any(v > 0 for v in (self.speed, self.scale, self.rotate, self.shift))
 
 
-def augment_item(item: Item, cfg: AugmentConfig, rng: np.random.Generator, temporal: bool = True) -> Item:
-    """A transformed copy of `item` (the original is untouched). `temporal=False` keeps the
-    frame count, for items whose precomputed teacher outputs are aligned to their frames."""
-    tensors = dict(item.tensors)
-    if temporal and cfg.speed > 0:
-        tensors = _resample(tensors, item, rng.uniform(1 - cfg.speed, 1 + cfg.speed))
+@dataclass(frozen=True)
+class AugmentDraw:
+    """One video's random transform, drawn in the main process (so the random stream does not
+    depend on how many DataLoader workers apply it) and applied in a worker."""
+
+    speed: float | None = None  # resampling factor; None = keep the frame count
+    scale: float | None = None  # None = no spatial transform
+    angle: float = 0.0
+    shift: tuple[float, float] = (0.0, 0.0)
+
+
+def draw_augment(cfg: AugmentConfig, rng: np.random.Generator, temporal: bool = True) -> AugmentDraw:
+    """The random numbers of one video's transform, in a fixed order (speed, scale, angle, shift)."""
+    speed = rng.uniform(1 - cfg.speed, 1 + cfg.speed) if temporal and cfg.speed > 0 else None
     if cfg.scale > 0 or cfg.rotate > 0 or cfg.shift > 0:
         scale = rng.uniform(1 - cfg.scale, 1 + cfg.scale)
         angle = rng.uniform(-cfg.rotate, cfg.rotate)
         shift = rng.uniform(-cfg.shift, cfg.shift, size=2)
-        tensors = _similarity(tensors, scale, angle, shift)
+        return AugmentDraw(speed, float(scale), float(angle), (float(shift[0]), float(shift[1])))
+    return AugmentDraw(speed)
+
+
+def apply_augment(item: Item, draw: AugmentDraw) -> Item:
+    """A transformed copy of an item whose inputs are in memory (the original is untouched)."""
+    tensors = dict(item.tensors)
+    if draw.speed is not None:
+        tensors = _resample(tensors, item, draw.speed)
+    if draw.scale is not None:
+        tensors = _similarity(tensors, draw.scale, draw.angle, np.array(draw.shift))
     return replace(item, tensors=tensors)
+
+
+def augment_item(item: Item, cfg: AugmentConfig, rng: np.random.Generator, temporal: bool = True) -> Item:
+    """A transformed copy of `item` (the original is untouched). `temporal=False` keeps the
+    frame count, for items whose precomputed teacher outputs are aligned to their frames."""
+    return apply_augment(item, draw_augment(cfg, rng, temporal))
 
 
 def _resample(tensors: dict[str, torch.Tensor], item: Item, factor: float) -> dict[str, torch.Tensor]:

@@ -1,14 +1,16 @@
-"""Turn manifests + extracted features into padded tensor batches for CTC training.
+"""Utterances of a split and their padded tensor batches for CTC training.
 
-Everything a split needs is loaded into memory once per stage (the default corpus is a few
-thousand frames); video frames are resized on load to the size the video stream expects.
+A split is a list of `Item`s that say where each utterance's features are; the features are read
+one utterance at a time when a batch needs them (`signkd.training.loader` runs that in DataLoader
+workers), so host memory does not grow with the corpus. Video frames are resized on read to the
+size the video stream expects (and cached per video when `frame_cache` is set).
 """
 
 from __future__ import annotations
 
 from signkd.errors import InputError
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -20,7 +22,8 @@ from signkd.data.manifest import Sample
 from signkd.features.frames import iter_frames
 from signkd.features.keypoints import thinned
 from signkd.io import load_npz
-from signkd.model_input import ALL_PARTS, DOWNSAMPLE, keypoint_features, num_frames, pad_inputs  # noqa: F401 (re-exported)
+from signkd.model_input import ALL_PARTS, DOWNSAMPLE, INPUTS, keypoint_features, num_frames, pad_inputs  # noqa: F401 (re-exported)
+from signkd.training.frame_cache import cached_video
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +68,9 @@ def ctc_min_frames(labels: list[int]) -> int:
 
 
 def load_video(frames_dir: str, height: int, width: int) -> np.ndarray:
+    """Decode and resize every frame: [T, 3, H, W] RGB uint8 (see `frame_cache` for the cached form)."""
     frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)[:, :, ::-1] for f in iter_frames(frames_dir)]
-    return np.ascontiguousarray(np.stack(frames).transpose(0, 3, 1, 2))  # [T, 3, H, W] RGB uint8
-
-
-@dataclass
-class Item:
-    id: str
-    glosses: tuple[str, ...]
-    labels: list[int]
-    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    @property
-    def num_frames(self) -> int:
-        """Input frames (every input modality has the same count; teacher outputs are shorter)."""
-        return num_frames(self.tensors, self.id)
+    return np.ascontiguousarray(np.stack(frames).transpose(0, 3, 1, 2))
 
 
 @dataclass(frozen=True)
@@ -90,6 +81,71 @@ class FeatureSource:
     frame_width: int
     keypoint_parts: tuple[str, ...] = ALL_PARTS
     keypoint_stride: int = 1  # a strided student's keypoints: detections of every n-th frame only (see `thinned`)
+    frame_cache: Path | None = None  # decoded, resized frames kept per video (None: decode on every read)
+
+
+@dataclass
+class Item:
+    """One utterance. Its input modalities are read from disk by `inputs()` each time they are
+    needed (a DataLoader worker does it), so a split costs memory for its ids and labels only;
+    `tensors` holds what lives in memory instead (stored teacher targets, hand-made test items)."""
+
+    id: str
+    glosses: tuple[str, ...]
+    labels: list[int]
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    source: FeatureSource | None = None
+    frames_dir: str = ""
+    modalities: tuple[str, ...] = ()  # the modalities `inputs()` reads from `source`
+    length: int = 0  # input frames, from the manifest (checked against the files on each read)
+
+    @property
+    def num_frames(self) -> int:
+        """Input frames (every input modality has the same count; teacher outputs are shorter)."""
+        if self.source is not None and self.modalities:
+            return self.length
+        return num_frames(self.tensors, self.id)
+
+    def inputs(self) -> dict[str, torch.Tensor]:
+        """The modalities read from disk now, plus the tensors held in memory."""
+        if self.source is None or not self.modalities:
+            return dict(self.tensors)
+        read = read_inputs(self.source, self.id, self.frames_dir, self.modalities)
+        lengths = {k: v.shape[0] for k, v in read.items()}
+        if set(lengths.values()) != {self.length}:
+            raise ValueError(
+                f"sample {self.id}: the manifest says {self.length} frames but the features have {lengths}; "
+                "re-run `dvc repro` from prepare so that manifests and features agree"
+            )
+        return {**read, **self.tensors}
+
+    def loaded(self) -> "Item":
+        """A copy with every input in memory (what a batch is built from)."""
+        return replace(self, tensors=self.inputs(), source=None, modalities=())
+
+    def restricted(self, modalities: tuple[str, ...]) -> "Item":
+        """A copy that reads only `modalities` (in-memory inputs outside them are dropped; teacher
+        targets are kept)."""
+        keep = {k: v for k, v in self.tensors.items() if k not in INPUTS or k in modalities}
+        return replace(self, tensors=keep, modalities=tuple(m for m in self.modalities if m in modalities))
+
+
+def read_inputs(source: FeatureSource, sample_id: str, frames_dir: str, modalities: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """One utterance's model inputs, as stored (video uint8; keypoints and flow float32)."""
+    tensors: dict[str, torch.Tensor] = {}
+    if "keypoints" in modalities:
+        kp = _load_feature(source.keypoint_dir / f"{sample_id}.npz", sample_id, "extract_keypoints")
+        kp = thinned(kp, source.keypoint_stride)
+        tensors["keypoints"] = torch.from_numpy(keypoint_features(kp, source.keypoint_parts))
+    if "flow" in modalities:
+        fl = _load_feature(source.flow_dir / f"{sample_id}.npz", sample_id, "extract_flow")
+        tensors["flow"] = torch.from_numpy(fl["flow"].astype(np.float32) * (float(fl["scale"]) / FLOW_UNIT))
+    if "video" in modalities:
+        size = (source.frame_height, source.frame_width)
+        video = (cached_video(frames_dir, size, source.frame_cache, load_video) if source.frame_cache is not None
+                 else load_video(frames_dir, *size))
+        tensors["video"] = torch.from_numpy(video)
+    return tensors
 
 
 def load_items(
@@ -101,26 +157,15 @@ def load_items(
     train: bool,
     desc: str = "loading",
 ) -> list[Item]:
-    """Load features per sample. Training drops (with a warning) samples CTC cannot align."""
+    """Items of a split: ids, labels and where their features are, checked to exist (nothing is
+    read yet). Training drops (with a warning) samples CTC cannot align."""
     items: list[Item] = []
     too_short: list[str] = []
     for s in tqdm(samples, desc=desc, unit="video", leave=False):
         labels = vocab.encode(s.glosses, s.id) if train else [vocab.index.get(g, 0) for g in s.glosses]
-        tensors: dict[str, torch.Tensor] = {}
-        if "keypoints" in modalities:
-            kp = _load_feature(source.keypoint_dir / f"{s.id}.npz", s.id, "extract_keypoints")
-            kp = thinned(kp, source.keypoint_stride)
-            tensors["keypoints"] = torch.from_numpy(keypoint_features(kp, source.keypoint_parts))
-        if "flow" in modalities:
-            fl = _load_feature(source.flow_dir / f"{s.id}.npz", s.id, "extract_flow")
-            flow = fl["flow"].astype(np.float32) * (float(fl["scale"]) / FLOW_UNIT)
-            tensors["flow"] = torch.from_numpy(flow)
-        if "video" in modalities:
-            tensors["video"] = torch.from_numpy(load_video(s.frames_dir, source.frame_height, source.frame_width))
-        lengths = {k: v.shape[0] for k, v in tensors.items()}
-        if len(set(lengths.values())) > 1:
-            raise ValueError(f"sample {s.id}: modalities disagree on frame count {lengths}; re-run extraction")
-        item = Item(s.id, s.glosses, labels, tensors)
+        _check_features(source, s, modalities)
+        item = Item(s.id, s.glosses, labels, source=source, frames_dir=s.frames_dir, modalities=tuple(modalities),
+                    length=s.num_frames)
         if train and item.num_frames // DOWNSAMPLE < ctc_min_frames(labels):
             too_short.append(f"{s.id} ({item.num_frames} frames, {len(labels)} glosses)")
             continue
@@ -135,6 +180,17 @@ def load_items(
     return items
 
 
+def _check_features(source: FeatureSource, sample: Sample, modalities: tuple[str, ...]) -> None:
+    """Fail before training starts, not hours into it, when a feature file is missing."""
+    stages = {"keypoints": (source.keypoint_dir, "extract_keypoints"), "flow": (source.flow_dir, "extract_flow")}
+    for modality, (directory, stage) in stages.items():
+        path = directory / f"{sample.id}.npz"
+        if modality in modalities and not path.is_file():
+            raise FileNotFoundError(f"features for {sample.id} missing at {path}: run `dvc repro {stage}`")
+    if "video" in modalities and not Path(sample.frames_dir).exists():
+        raise FileNotFoundError(f"frames of {sample.id} missing at {sample.frames_dir}: run `dvc repro prepare`")
+
+
 def _load_feature(path: Path, sample_id: str, stage: str) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"features for {sample_id} missing at {path}: run `dvc repro {stage}`")
@@ -144,24 +200,9 @@ def _load_feature(path: Path, sample_id: str, stage: str) -> dict[str, np.ndarra
 def collate(items: list[Item]) -> dict[str, torch.Tensor]:
     """Pad each tensor to the longest in the batch (frame-rate inputs and, in distillation, the
     teacher's downsampled outputs) by the NumPy `pad_inputs` deployment also uses; concatenate
-    targets as F.ctc_loss expects."""
-    padded = pad_inputs([{k: v.numpy() for k, v in it.tensors.items()} for it in items])
+    targets as F.ctc_loss expects. Items not yet in memory are read here."""
+    padded = pad_inputs([{k: v.numpy() for k, v in it.inputs().items()} for it in items])
     batch: dict[str, torch.Tensor] = {k: torch.from_numpy(v) for k, v in padded.items()}
     batch["targets"] = torch.tensor([c for it in items for c in it.labels], dtype=torch.long)
     batch["target_lengths"] = torch.tensor([len(it.labels) for it in items], dtype=torch.long)
     return batch
-
-
-def batches(items: list[Item], batch_size: int, shuffle: bool, generator: torch.Generator | None = None, transform=None,
-            sampler=None):
-    """Collated batches in order (or shuffled); `transform` maps each item first (augmentation).
-
-    A `sampler` (an iterable of indices, e.g. a DistributedSampler: this process's shard of the
-    epoch under DDP) gives the order instead of `shuffle`/`generator`."""
-    if sampler is not None:
-        order = list(sampler)
-    else:
-        order = torch.randperm(len(items), generator=generator).tolist() if shuffle else list(range(len(items)))
-    for i in range(0, len(order), batch_size):
-        chunk = [items[j] for j in order[i : i + batch_size]]
-        yield collate([transform(it) for it in chunk] if transform is not None else chunk)

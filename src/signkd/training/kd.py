@@ -50,9 +50,8 @@ def attach_teacher_outputs(
             it.tensors.update({k: v[i, :n if k == "t_frame" else m].to("cpu", copy=True)
                                for k, v in teacher_targets(out).items()})
     for it in items:
-        for modality in ("video", "keypoints", "flow"):
-            if modality not in keep:
-                it.tensors.pop(modality, None)
+        kept = it.restricted(keep)
+        it.tensors, it.modalities = kept.tensors, kept.modalities
 
 
 def teacher_targets(out: RecognizerOutput) -> dict[str, torch.Tensor]:
@@ -103,6 +102,9 @@ class HKDLoss(nn.Module):
         self.cfg = cfg
         self.adapters = nn.ModuleDict({lvl: nn.Linear(student_dim, teacher_dim) for lvl in LEVELS})
         self._online = (teacher,) if teacher is not None else ()  # a tuple: not a registered submodule
+
+    def extra_repr(self) -> str:
+        return f"cfg={self.cfg}, online_teacher={bool(self._online)}"
 
     @torch.no_grad()
     def _teacher_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -24,8 +25,10 @@ from signkd.models.recognizer import RecognizerOutput
 from signkd.scoring import WerResult, official_wer
 from signkd.seeding import set_seed
 from signkd.training import distributed
-from signkd.training.augment import AugmentConfig, augment_item
-from signkd.training.data import Item, Vocabulary, batches
+from signkd.training import resume
+from signkd.training.augment import AugmentConfig
+from signkd.training.data import Item, Vocabulary
+from signkd.training.loader import LoaderConfig, batches
 
 LossFn = Callable[[RecognizerOutput, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 
@@ -57,6 +60,7 @@ class TrainConfig:
     milestones: tuple[int, ...] = ()
     gamma: float = 0.2
     weight_decay: float = 0.0
+    loader: LoaderConfig = LoaderConfig()
     # per process; under torchrun the effective batch is batch_size x the number of processes
 
 
@@ -88,10 +92,11 @@ def ctc_loss(out: RecognizerOutput, batch: dict[str, torch.Tensor]) -> tuple[tor
 
 
 def evaluate(
-    model: nn.Module, items: list[Item], vocab: Vocabulary, decoding: DecodeConfig = DecodeConfig(), clean: str = "none"
+    model: nn.Module, items: list[Item], vocab: Vocabulary, decoding: DecodeConfig = DecodeConfig(), clean: str = "none",
+    loader: LoaderConfig = LoaderConfig(),
 ) -> tuple[WerResult, list[list[str]]]:
     """Official WER and hypotheses of a PyTorch model, through the project's one inference path."""
-    return score(TorchBackend(model), items, vocab.glosses, decoding, clean)
+    return score(TorchBackend(model, loader=loader), items, vocab.glosses, decoding, clean)
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
@@ -134,20 +139,10 @@ def _dev_wer(model: nn.Module, items: list[Item], vocab: Vocabulary, cfg: TrainC
     """Dev WER; under DDP each rank decodes every N-th utterance and all score the gathered
     hypotheses, so every rank sees the same number."""
     if not ctx.active:
-        return evaluate(model, items, vocab, cfg.decoding, cfg.clean)[0]
-    shard = transcribe(TorchBackend(model), items[ctx.rank :: ctx.world_size], vocab.glosses, cfg.decoding)
+        return evaluate(model, items, vocab, cfg.decoding, cfg.clean, cfg.loader)[0]
+    shard = transcribe(TorchBackend(model, loader=cfg.loader), items[ctx.rank :: ctx.world_size], vocab.glosses, cfg.decoding)
     hyps = distributed.gather_in_order(shard, ctx, len(items))
     return official_wer([list(it.glosses) for it in items], hyps, clean=cfg.clean)
-
-
-def _augmenter(cfg: AugmentConfig, seed: int, items: list[Item]):
-    """Per-item augmentation, seeded; frame-aligned teacher targets (distillation) keep the
-    frame count, so only the spatial transforms apply to them."""
-    if not cfg.active:
-        return None
-    rng = np.random.default_rng(seed)
-    temporal = not any(k.startswith("t_") for k in items[0].tensors)
-    return lambda item: augment_item(item, cfg, rng, temporal=temporal)
 
 
 def train(
@@ -159,15 +154,19 @@ def train(
     loss_fn: LossFn | nn.Module | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     desc: str = "train",
+    checkpoint: Path | None = None,
 ) -> TrainResult:
     """Adam with the configured schedule; keeps the weights of the epoch with the lowest dev WER.
 
+    With a `checkpoint` path the state after every epoch is saved there, and a run that finds a
+    checkpoint of the same configuration resumes after its epoch (see signkd.training.resume).
     Under torchrun every rank returns the same weights and history; `on_epoch` (MLflow logging)
-    runs on rank 0 only."""
+    runs on rank 0 only, and for resumed epochs again from the saved record."""
     loss_fn = loss_fn if loss_fn is not None else ctc_loss
     set_seed(cfg.seed)
     ctx = distributed.context()
     device = ctx.device if ctx.active else default_device()
+    key = resume.run_fingerprint(model, loss_fn, cfg, ctx.world_size, train_items, dev_items) if checkpoint else ""
     model.to(device)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)
@@ -177,8 +176,10 @@ def train(
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(math.ceil(len(train_items) / ctx.world_size) / cfg.batch_size)
     scheduler = _scheduler(optimizer, cfg, steps_per_epoch)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    transform = _augmenter(cfg.augment, cfg.seed + ctx.rank, train_items)
+    streams = resume.RandomStates(
+        shuffle=torch.Generator().manual_seed(cfg.seed),
+        augment=np.random.default_rng(cfg.seed + ctx.rank) if cfg.augment.active else None,
+    )
     step = _WithLoss(model, loss_fn)
     runner: nn.Module = step
     sampler = None
@@ -197,14 +198,26 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=half is not None)
     result = TrainResult(best_epoch=-1, best_dev_wer=math.inf)
     best_state = copy.deepcopy(model.state_dict())
-    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", disable=ctx.rank != 0)
+    first = 1
+    saved = resume.load(checkpoint, key)
+    if saved is not None:
+        resume.restore(saved, module=step, optimizer=optimizer, scheduler=scheduler, scaler=scaler, streams=streams)
+        best_state, first = saved["best_state"], saved["epoch"] + 1
+        result = TrainResult(saved["best_epoch"], saved["best_dev_wer"], resume.history_of(saved))
+        tqdm.write(f"{desc}: resuming after epoch {saved['epoch']} from {checkpoint}")
+        if on_epoch is not None and ctx.rank == 0:
+            for record in result.history:
+                on_epoch(int(record["epoch"]), record)
+    epoch_data = batches(train_items, cfg.batch_size, shuffle=True, generator=streams.shuffle, sampler=sampler,
+                         augment=cfg.augment, rng=streams.augment, loader=cfg.loader, pin_memory=device.type == "cuda")
+    bar = tqdm(range(first, cfg.epochs + 1), desc=desc, unit="epoch", disable=ctx.rank != 0,
+               initial=first - 1, total=cfg.epochs)
     for epoch in bar:
         model.train()
         totals: dict[str, float] = {}
         if sampler is not None:
             sampler.set_epoch(epoch)
-        for batch in batches(train_items, cfg.batch_size, shuffle=True, generator=generator, transform=transform,
-                             sampler=sampler):
+        for batch in epoch_data:
             batch = to_device(batch, device)
             with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
                 loss, parts = runner(batch)
@@ -231,6 +244,10 @@ def train(
         bar.set_postfix(loss=f"{totals['loss']:.3f}", dev_wer=f"{dev.wer:.1f}", best=f"{result.best_dev_wer:.1f}")
         if on_epoch is not None and ctx.rank == 0:
             on_epoch(epoch, record)
+        if checkpoint is not None:
+            resume.save(checkpoint, key, epoch=epoch, module=step, optimizer=optimizer, scheduler=scheduler,
+                        scaler=scaler, streams=streams, best_state=best_state, best_epoch=result.best_epoch,
+                        best_dev_wer=result.best_dev_wer, history=result.history)
     model.load_state_dict(best_state)
     model.cpu()
     return result
