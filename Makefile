@@ -1,7 +1,9 @@
 # Two entry points for a fresh machine: `make repro` (the whole pipeline) and `make test`.
 # Both create .venv on first use; torch 2.13.0 (CPU wheel) goes in before everything else so
 # no later resolve pulls a CUDA build. A stamp file makes the second run skip installation.
-PYTHON ?= python3
+# PYTHON: the interpreter for .venv; scripts/find-python.sh takes it if it is 3.10-3.12, else the
+# first supported python3 / python3.12 / python3.11 / python3.10 on PATH, else stops with one line.
+PYTHON ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -11,7 +13,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: repro test install clean-data
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { py=$$(PYTHON="$(PYTHON)" sh scripts/find-python.sh) && echo "$$py -m venv $(VENV)" && $$py -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"

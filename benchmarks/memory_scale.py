@@ -12,7 +12,7 @@ CNN + keypoint MLP, hidden 1,024, 1,296 glosses) and video student, a fresh proc
 split through the real `load_items`, reads it through the real DataLoader (`loader.workers`
 workers, length bucketing, no frame cache) and runs `--steps` training steps (forward, CTC,
 backward, Adam) on the CPU, over the same first utterances at both sizes. Meanwhile this process
-samples the resident memory of the child and of all its DataLoader workers every 20 ms; the figure
+samples the resident memory of the child and of all its DataLoader workers every 100 ms; the figure
 is the peak of their sum by PSS (a page shared by a forked worker and its parent counts once; the
 plain RSS sum, which counts it in each, is reported beside it). On the CPU the figure includes the
 models' activations, which a GPU run keeps in GPU memory.
@@ -153,29 +153,33 @@ def train_steps(root: Path, count: int, model_kind: str, steps: int, workers: in
         if done > steps:
             break
     return {"frames": frames, "seconds": time.perf_counter() - start, "utterances": len(items),
-            "before_data_rss_mb": round(baseline_mb, 1)}
+            "before_data_rss_mb": round(baseline_mb, 1),
+            # weights + gradients + Adam's two moments, float32: the model's own share of the peak
+            "model_state_mb": round(16 * sum(p.numel() for p in model.parameters()) / 2**20, 1)}
 
 
-def peak_rss_of(cmd: list[str]) -> tuple[float, float, dict]:
+def peak_rss_of(cmd: list[str]) -> tuple[float, float, float, dict]:
     """Run `cmd`; the peak resident memory (MB) of it and its children together -- by PSS, so that
     the pages a forked DataLoader worker shares with its parent count once -- the peak of their
-    plain RSS sum (pages counted once per process), and the JSON it printed last."""
+    plain RSS sum (pages counted once per process), the peak PSS of the DataLoader workers alone (what
+    the data path costs beside the model), and the JSON it printed last."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     parent = psutil.Process(proc.pid)
-    peak = peak_plain = 0
+    peak = peak_plain = peak_workers = 0
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak, peak_plain
+        nonlocal peak, peak_plain, peak_workers
         while not stop.is_set():
             try:
                 tree = [parent, *parent.children(recursive=True)]
                 infos = [p.memory_full_info() for p in tree]
                 peak = max(peak, sum(i.pss for i in infos))
                 peak_plain = max(peak_plain, sum(i.rss for i in infos))
+                peak_workers = max(peak_workers, sum(i.pss for i in infos[1:]))
             except psutil.Error:
                 pass
-            time.sleep(0.02)
+            time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -184,7 +188,7 @@ def peak_rss_of(cmd: list[str]) -> tuple[float, float, dict]:
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"benchmark step failed: {' '.join(cmd)}")
-    return peak / 2**20, peak_plain / 2**20, json.loads(out.strip().splitlines()[-1])
+    return peak / 2**20, peak_plain / 2**20, peak_workers / 2**20, json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,10 +220,11 @@ def main(argv: list[str] | None = None) -> int:
             for kind in ("teacher", "video_student"):
                 cmd = [sys.executable, __file__, "--steps", str(args.steps), "--workers", str(args.workers),
                        "--run", str(root), str(count), kind]
-                peak, plain, run = peak_rss_of(cmd)
-                figures.setdefault(label, {})[kind] = {"peak_rss_mb": round(peak, 1), "plain": round(plain, 1), **run}
+                peak, plain, workers, run = peak_rss_of(cmd)
+                figures.setdefault(label, {})[kind] = {"peak_rss_mb": round(peak, 1), "plain": round(plain, 1),
+                                                       "workers": round(workers, 1), **run}
                 print(f"{label:>2} ({count} utterances) {kind:>13}: peak RSS {peak:7.0f} MB (plain sum {plain:.0f}; "
-                      f"{run['before_data_rss_mb']:.0f} before any batch), "
+                      f"{run['before_data_rss_mb']:.0f} before any batch; workers {workers:.0f}), "
                       f"{run['frames'] / run['seconds']:.1f} frames/s", flush=True)
     peak_n = max(f["peak_rss_mb"] for f in figures["n"].values())
     peak_4n = max(f["peak_rss_mb"] for f in figures["4n"].values())
@@ -236,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         **{f"{k}_peak_rss_mb_{label}": v["peak_rss_mb"] for label, size in figures.items() for k, v in size.items()},
         **{f"{k}_peak_rss_plain_sum_mb_{label}": v["plain"] for label, size in figures.items() for k, v in size.items()},
+        **{f"{k}_model_state_mb": v["model_state_mb"] for k, v in figures["n"].items()},
+        **{f"{k}_workers_pss_mb_{label}": v["workers"] for label, size in figures.items() for k, v in size.items()},
         **{f"{k}_before_data_rss_mb_{label}": v["before_data_rss_mb"] for label, size in figures.items()
            for k, v in size.items()},
         **{f"{k}_frames_per_second_{label}": round(v["frames"] / v["seconds"], 2)

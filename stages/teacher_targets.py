@@ -12,7 +12,7 @@ from signkd.experiment import load_splits, vocabulary
 from signkd.models.checkpoint import freeze, load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
-from signkd.teacher_targets import out_of_fold_targets, save_targets, target_stats
+from signkd.teacher_targets import TARGETS_DIR, out_of_fold_targets, save_targets, target_stats
 from signkd.training.kd import attach_teacher_outputs
 
 STAGE = "teacher_targets"
@@ -25,11 +25,12 @@ def main(params: Params) -> dict:
     modalities = tuple(teacher_cfg["modalities"])
     items = load_splits(params, vocab, modalities, splits=("train", "dev"))
     train_items = items["train"]
-    attach_teacher_outputs(freeze(teacher), train_items, keep=modalities)
+    store = OUT / TARGETS_DIR  # written utterance by utterance: a real corpus's targets never sit in memory
+    attach_teacher_outputs(freeze(teacher), train_items, keep=modalities, store=store)
     metrics = {f"in_sample_{k}": v for k, v in target_stats(train_items).items()}
     metrics["method"] = params.kd.teacher_targets
     if params.kd.teacher_targets == "out_of_fold":
-        fold_wers = out_of_fold_targets(params, vocab, train_items, items["dev"], teacher_cfg, params.kd.folds)
+        fold_wers = out_of_fold_targets(params, vocab, train_items, items["dev"], teacher_cfg, params.kd.folds, store)
         metrics.update({f"fold{k + 1}_dev_wer": w for k, w in enumerate(fold_wers)})
         metrics.update({f"out_of_fold_{k}": v for k, v in target_stats(train_items).items()})
     save_targets(train_items, OUT)

@@ -24,7 +24,7 @@ from signkd.models.checkpoint import WEIGHTS, freeze, load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
 from signkd.study import open_study, shown, storage_url
-from signkd.teacher_targets import TARGETS_FILE
+from signkd.teacher_targets import TARGETS_DIR
 from signkd.tracking import run_tags
 from signkd.tuning import fingerprint, level_weights, pruner, pruning_callback, search_space, study_name
 
@@ -40,7 +40,7 @@ def tune_study(params: Params) -> optuna.Study:
     Its name carries the teacher's and its targets' fingerprint: another teacher, another study."""
     local = f"sqlite:///{(OUT / 'study.db').resolve()}"
     url = storage_url(params.tune.storage, local)
-    name = study_name(params, fingerprint(TEACHER / WEIGHTS, TARGETS / TARGETS_FILE))
+    name = study_name(params, fingerprint(TEACHER / WEIGHTS, TARGETS / TARGETS_DIR))
     if url != local:
         log.info("joining the shared study %s at %s", name, shown(url))
     return open_study(name, url, seed=params.seed if url == local else None, pruner=pruner(params),

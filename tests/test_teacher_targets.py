@@ -66,8 +66,13 @@ def test_targets_round_trip_and_a_missing_video_is_named(tmp_path):
     tt.save_targets(items, tmp_path)
     fresh = toy_items(3)
     tt.load_targets(fresh, tmp_path, keep=("keypoints",))
-    assert torch.equal(fresh[1].tensors["t_seq_logits"], items[1].tensors["t_seq_logits"])
-    assert tt.target_stats(fresh)["target_confidence"] <= 1.0
+    assert not any(k.startswith("t_") for it in fresh for k in it.tensors), "targets are read per batch, not held"
+    assert torch.equal(fresh[1].teacher_outputs()["t_seq_logits"], items[1].tensors["t_seq_logits"])
+    assert torch.equal(fresh[1].inputs()["t_frame"], items[1].tensors["t_frame"])
+    probs = torch.cat([it.tensors["t_seq_logits"] for it in items]).softmax(-1)  # every step of every video at once
+    expected = {"target_confidence": round(float(probs.max(-1).values.mean()), 4),
+                "target_entropy": round(float(-(probs * probs.log()).sum(-1).mean()), 4)}
+    assert tt.target_stats(fresh) == pytest.approx(expected, abs=2e-4)
     other = toy_items(4)
     with pytest.raises(FileNotFoundError, match="toy003"):
         tt.load_targets(other, tmp_path, keep=("keypoints",))

@@ -111,7 +111,8 @@ def distill_student(
         else:
             # the student learns from the assistant's outputs; copies keep the teacher's for the next call
             items = {**items, "train": [replace(it, tensors=dict(it.tensors)) for it in items["train"]]}
-            attach_teacher_outputs(freeze(assistant), items["train"], keep=(params.student.modality,))
+            store = checkpoint_path(resume_stage, "assistant_targets").with_suffix("") if resume_stage else None
+            attach_teacher_outputs(freeze(assistant), items["train"], keep=(params.student.modality,), store=store)
     config = student_config(params, keypoint_dim(params), vocab)
     student = new_model(config, params.seed)
     loss = HKDLoss(config["hidden"], source_hidden, kd_config(params, temperature, recipe, alpha, level_weights), teacher)

@@ -18,18 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from signkd.experiment import checkpoint_path, train_config
-from signkd.io import atomic_path
 from signkd.models.checkpoint import build_model, freeze
 from signkd.params import Params
 from signkd.seeding import set_seed
-from signkd.training.data import Item, Vocabulary
+from signkd.training.data import Item, Vocabulary, targets_path, write_targets
 from signkd.training.kd import TEACHER_KEYS, attach_teacher_outputs
 from signkd.training.trainer import train
 
-TARGETS_FILE = "targets.safetensors"
+TARGETS_DIR = "targets"  # one `<id>.safetensors` per training utterance
 
 
 def fold_of(items: list[Item], folds: int, seed: int) -> np.ndarray:
@@ -41,7 +39,7 @@ def fold_of(items: list[Item], folds: int, seed: int) -> np.ndarray:
 
 
 def out_of_fold_targets(params: Params, vocab: Vocabulary, train_items: list[Item], dev_items: list[Item],
-                        teacher_cfg: dict, folds: int) -> list[float]:
+                        teacher_cfg: dict, folds: int, store: Path | None = None) -> list[float]:
     """Attach to every training item the outputs of a teacher trained without its fold;
     returns each fold teacher's best dev WER. Inputs are kept (the caller drops them)."""
     fold = fold_of(train_items, folds, params.seed)
@@ -54,36 +52,42 @@ def out_of_fold_targets(params: Params, vocab: Vocabulary, train_items: list[Ite
         cfg = train_config(params, params.teacher)
         result = train(model, rest, dev_items, vocab, cfg, None, None, f"fold {k + 1}/{folds}",
                        checkpoint_path("teacher_targets", f"fold{k + 1}of{folds}"))
-        attach_teacher_outputs(freeze(model), held, keep=("video", "keypoints", "flow"))
+        attach_teacher_outputs(freeze(model), held, keep=("video", "keypoints", "flow"), store=store)
         dev_wers.append(result.best_dev_wer)
     return dev_wers
 
 
 def save_targets(items: list[Item], directory: Path) -> Path:
-    tensors = {f"{it.id}/{k}": it.tensors[k].contiguous() for it in items for k in TEACHER_KEYS}
-    path = directory / TARGETS_FILE
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp))
-    return path
+    """Every item's teacher outputs as `directory/targets/<id>.safetensors` (items whose outputs
+    were written there already are left alone)."""
+    store = directory / TARGETS_DIR
+    for it in items:
+        if it.targets != store:
+            write_targets(store, it.id, {k: it.teacher_outputs()[k] for k in TEACHER_KEYS})
+    return store
 
 
 def load_targets(items: list[Item], directory: Path, keep: tuple[str, ...]) -> None:
-    """Attach stored targets to items (by id) and drop the inputs not in `keep`."""
-    path = directory / TARGETS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"teacher targets {path} missing: run `dvc repro teacher_targets`")
-    stored = load_file(str(path))
+    """Point items at their stored targets (read per batch, never all at once) and drop the
+    inputs not in `keep`."""
+    store = directory / TARGETS_DIR
+    if not store.is_dir():
+        raise FileNotFoundError(f"teacher targets {store} missing: run `dvc repro teacher_targets`")
     for it in items:
-        missing = [k for k in TEACHER_KEYS if f"{it.id}/{k}" not in stored]
-        if missing:
-            raise FileNotFoundError(f"{path} has no targets for {it.id}: rerun `dvc repro teacher_targets`")
-        it.tensors.update({k: stored[f"{it.id}/{k}"] for k in TEACHER_KEYS})
+        if not targets_path(store, it.id).is_file():
+            raise FileNotFoundError(f"{store} has no targets for {it.id}: rerun `dvc repro teacher_targets`")
         kept = it.restricted(keep)
-        it.tensors, it.modalities = kept.tensors, kept.modalities
+        it.tensors, it.modalities, it.targets = kept.tensors, kept.modalities, store
 
 
 def target_stats(items: list[Item]) -> dict[str, float]:
-    """How soft the sequence-head targets are: mean max-posterior and entropy (nats) per step."""
-    probs = torch.cat([it.tensors["t_seq_logits"].softmax(-1) for it in items])
-    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
-    return {"target_confidence": round(float(probs.max(-1).values.mean()), 4), "target_entropy": round(float(entropy.mean()), 4)}
+    """How soft the sequence-head targets are: mean max-posterior and entropy (nats) per step
+    (accumulated item by item)."""
+    confidence = entropy = 0.0
+    steps = 0
+    for it in items:
+        probs = it.teacher_outputs()["t_seq_logits"].double().softmax(-1)
+        confidence += float(probs.max(-1).values.sum())
+        entropy += float(-(probs * probs.clamp_min(1e-12).log()).sum())
+        steps += probs.shape[0]
+    return {"target_confidence": round(confidence / steps, 4), "target_entropy": round(entropy / steps, 4)}

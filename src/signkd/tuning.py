@@ -53,9 +53,12 @@ def pruning_callback(trial: optuna.Trial):
 
 
 def fingerprint(*paths: Path) -> str:
-    """First 12 hex digits of the SHA-256 of the given files (the teacher and its targets)."""
+    """First 12 hex digits of the SHA-256 of the given files, or of a folder's files in name order
+    (the teacher and its targets)."""
     digest = hashlib.sha256()
-    for path in paths:
+    files = [f for p in paths for f in (sorted(Path(p).iterdir()) if Path(p).is_dir() else [Path(p)])]
+    for path in files:
+        digest.update(path.name.encode())
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)

@@ -32,7 +32,7 @@ from signkd.studies.common import (
     KD_SECTIONS, STUDENT_SECTIONS, TEACHER_SECTIONS, bar_chart, cached, load_all, markdown_table, only, paired_gain, run_key,
     summarize, test_record, with_updates,
 )
-from signkd.teacher_targets import TARGETS_FILE, load_targets, out_of_fold_targets, save_targets
+from signkd.teacher_targets import TARGETS_DIR, load_targets, out_of_fold_targets, save_targets
 from signkd.training.kd import attach_teacher_outputs
 from signkd.training.trainer import TrainResult, evaluate, train
 from signkd.tuning import kd_settings
@@ -74,7 +74,7 @@ def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg) -> Pat
     directory = STUDY_DIR / f"targets-seed{params.seed}"
     key_file = directory / "key.txt"
     key = run_key(params, "targets", params.seed, sections=TEACHER_SECTIONS + ("kd",))
-    if key_file.is_file() and key_file.read_text() == key and (directory / TARGETS_FILE).is_file():
+    if key_file.is_file() and key_file.read_text() == key and (directory / TARGETS_DIR).is_dir():
         return directory
     modalities = tuple(teacher_cfg["modalities"])
     train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], modalities)]

@@ -16,12 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from signkd.data.manifest import Sample
 from signkd.features.frames import iter_frames
 from signkd.features.keypoints import thinned
-from signkd.io import load_npz
+from signkd.io import atomic_path, load_npz
 from signkd.model_input import ALL_PARTS, DOWNSAMPLE, INPUTS, keypoint_features, num_frames, pad_inputs  # noqa: F401 (re-exported)
 from signkd.training.frame_cache import cached_video
 
@@ -98,6 +99,7 @@ class Item:
     frames_dir: str = ""
     modalities: tuple[str, ...] = ()  # the modalities `inputs()` reads from `source`
     length: int = 0  # input frames, from the manifest (checked against the files on each read)
+    targets: Path | None = None  # folder of stored teacher outputs, one `<id>.safetensors` each
 
     @property
     def num_frames(self) -> int:
@@ -106,10 +108,16 @@ class Item:
             return self.length
         return num_frames(self.tensors, self.id)
 
+    def teacher_outputs(self) -> dict[str, torch.Tensor]:
+        """Stored teacher outputs (`t_*`), from memory or from the targets folder."""
+        held = {k: v for k, v in self.tensors.items() if k.startswith("t_")}
+        return held if held or self.targets is None else read_targets(self.targets, self.id)
+
     def inputs(self) -> dict[str, torch.Tensor]:
-        """The modalities read from disk now, plus the tensors held in memory."""
+        """The modalities and stored teacher outputs read from disk now, plus the tensors held in memory."""
+        stored = read_targets(self.targets, self.id) if self.targets is not None else {}
         if self.source is None or not self.modalities:
-            return dict(self.tensors)
+            return {**stored, **self.tensors}
         read = read_inputs(self.source, self.id, self.frames_dir, self.modalities)
         lengths = {k: v.shape[0] for k, v in read.items()}
         if set(lengths.values()) != {self.length}:
@@ -117,17 +125,36 @@ class Item:
                 f"sample {self.id}: the manifest says {self.length} frames but the features have {lengths}; "
                 "re-run `dvc repro` from prepare so that manifests and features agree"
             )
-        return {**read, **self.tensors}
+        return {**read, **stored, **self.tensors}
 
     def loaded(self) -> "Item":
         """A copy with every input in memory (what a batch is built from)."""
-        return replace(self, tensors=self.inputs(), source=None, modalities=())
+        return replace(self, tensors=self.inputs(), source=None, modalities=(), targets=None)
 
     def restricted(self, modalities: tuple[str, ...]) -> "Item":
         """A copy that reads only `modalities` (in-memory inputs outside them are dropped; teacher
         targets are kept)."""
         keep = {k: v for k, v in self.tensors.items() if k not in INPUTS or k in modalities}
         return replace(self, tensors=keep, modalities=tuple(m for m in self.modalities if m in modalities))
+
+
+def targets_path(store: Path, sample_id: str) -> Path:
+    return Path(store) / f"{sample_id}.safetensors"
+
+
+def write_targets(store: Path, sample_id: str, tensors: dict[str, torch.Tensor]) -> None:
+    """One utterance's teacher outputs, written atomically (a file per utterance: the outputs of a
+    whole Phoenix split, ~7 GB, are never gathered in memory)."""
+    path = targets_path(store, sample_id)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+
+
+def read_targets(store: Path, sample_id: str) -> dict[str, torch.Tensor]:
+    path = targets_path(store, sample_id)
+    if not path.is_file():
+        raise FileNotFoundError(f"teacher targets for {sample_id} missing at {path}: run `dvc repro teacher_targets`")
+    return load_file(str(path))
 
 
 def read_inputs(source: FeatureSource, sample_id: str, frames_dir: str, modalities: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -13,13 +13,14 @@ The adapters are small learned projections from the student's width to the teach
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from signkd.models.recognizer import RecognizerOutput
-from signkd.training.data import Item, collate
+from signkd.training.data import Item, collate, write_targets
 from signkd.training.trainer import ctc_loss, to_device
 
 LEVELS = ("frame", "temporal", "sequence")
@@ -36,10 +37,12 @@ class KDConfig:
 
 @torch.no_grad()
 def attach_teacher_outputs(
-    teacher: nn.Module, items: list[Item], batch_size: int = 8, keep: tuple[str, ...] = ("keypoints",)
+    teacher: nn.Module, items: list[Item], batch_size: int = 8, keep: tuple[str, ...] = ("keypoints",),
+    store: Path | None = None,
 ) -> None:
-    """Run the frozen teacher once and store its features/logits on each item (then drop the
-    input modalities not in `keep`: those the student never sees)."""
+    """Run the frozen teacher once and give each item its features/logits (then drop the input
+    modalities not in `keep`: those the student never sees): in memory, or with `store` written
+    there, one file per utterance, and read back per batch (what a real corpus needs)."""
     teacher.eval()
     device = next(teacher.parameters()).device
     for start in range(0, len(items), batch_size):
@@ -47,8 +50,13 @@ def attach_teacher_outputs(
         out: RecognizerOutput = teacher(to_device(collate(chunk), device))
         for i, it in enumerate(chunk):
             n, m = it.num_frames, int(out.lengths[i])
-            it.tensors.update({k: v[i, :n if k == "t_frame" else m].to("cpu", copy=True)
-                               for k, v in teacher_targets(out).items()})
+            outputs = {k: v[i, :n if k == "t_frame" else m].to("cpu", copy=True) for k, v in teacher_targets(out).items()}
+            if store is None:
+                it.tensors.update(outputs)
+            else:
+                write_targets(store, it.id, outputs)
+                it.tensors = {k: v for k, v in it.tensors.items() if not k.startswith("t_")}
+                it.targets = store
     for it in items:
         kept = it.restricted(keep)
         it.tensors, it.modalities = kept.tensors, kept.modalities

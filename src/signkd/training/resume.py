@@ -66,8 +66,18 @@ def run_fingerprint(model: torch.nn.Module, loss_fn, cfg, world_size: int, train
     else:
         loss = [f"{loss_fn.__module__}.{loss_fn.__qualname__}"]
     stored = tensors_digest(v for it in train_items for k, v in sorted(it.tensors.items()) if k.startswith("t_"))
+    stored += _files_digest(it.targets / f"{it.id}.safetensors" for it in train_items if it.targets is not None)
     return fingerprint(repr(model), tensors_digest(model.state_dict().values()), loss, repr(cfg), world_size,
                        [it.id for it in train_items], [it.id for it in dev_items], stored)
+
+
+def _files_digest(paths) -> str:
+    """Contents, not modification times: targets rewritten identically (a resumed chain writes its
+    assistant's again) must not invalidate the run."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()
 
 
 @dataclass
