@@ -52,3 +52,13 @@ phoenix: $(STAMP)
 # The KD search as a DVC experiment with 16 Optuna trials (6 random start-up trials, then TPE).
 tune-study: $(STAMP)
 	$(BIN)/dvc exp run -S tune.n_trials=16 -S tune.n_startup_trials=6
+
+# Dress rehearsal of `make phoenix` on a small archive in the real Phoenix-2014 layout, served on
+# 127.0.0.1 (~10 min on 2 cores; also run by the test suite, marker `scale`); and host memory of
+# Phoenix-profile training at N and 4N utterances. Both write reports/<name>/metrics.json.
+.PHONY: phoenix-rehearsal memory-benchmark
+phoenix-rehearsal: $(STAMP)
+	$(BIN)/python benchmarks/phoenix_rehearsal.py
+
+memory-benchmark: $(STAMP)
+	$(BIN)/python benchmarks/memory_scale.py
