@@ -52,6 +52,7 @@ class TorchBackend:
     def log_probs(self, items: Sequence[Item]) -> list[np.ndarray]:
         import torch
 
+        from signkd.training.data import to_device
         from signkd.training.loader import LoaderConfig, batches
 
         was_training = self.model.training
@@ -62,7 +63,7 @@ class TorchBackend:
             loader = self.loader or LoaderConfig()
             for batch in batches(list(items), self.batch_size, loader=LoaderConfig(workers=loader.workers)):
                 with torch.no_grad():
-                    out = self.model({k: v.to(device) for k, v in batch.items()})
+                    out = self.model(to_device(batch, device))
                 lp = out.seq_logits.log_softmax(-1).cpu().numpy()
                 result.extend(lp[i, :n] for i, n in enumerate(out.lengths.tolist()))
         finally:

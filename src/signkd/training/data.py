@@ -23,7 +23,9 @@ from signkd.data.manifest import Sample
 from signkd.features.frames import iter_frames
 from signkd.features.keypoints import thinned
 from signkd.io import atomic_path, load_npz
-from signkd.model_input import ALL_PARTS, DOWNSAMPLE, INPUTS, keypoint_features, num_frames, pad_inputs  # noqa: F401 (re-exported)
+from signkd.model_input import (  # noqa: F401 (re-exported)
+    ALL_PARTS, DOWNSAMPLE, INPUTS, VIDEO_SCALE, keypoint_features, num_frames, pad_inputs,
+)
 from signkd.training.frame_cache import cached_video
 
 log = logging.getLogger(__name__)
@@ -224,12 +226,26 @@ def _load_feature(path: Path, sample_id: str, stage: str) -> dict[str, np.ndarra
     return load_npz(path)
 
 
-def collate(items: list[Item]) -> dict[str, torch.Tensor]:
+def collate(items: list[Item], video_uint8: bool = False) -> dict[str, torch.Tensor]:
     """Pad each tensor to the longest in the batch (frame-rate inputs and, in distillation, the
     teacher's downsampled outputs) by the NumPy `pad_inputs` deployment also uses; concatenate
-    targets as F.ctc_loss expects. Items not yet in memory are read here."""
-    padded = pad_inputs([{k: v.numpy() for k, v in it.inputs().items()} for it in items])
+    targets as F.ctc_loss expects. Items not yet in memory are read here. `video_uint8`: video
+    stays uint8 until `to_device` scales it (what the DataLoader's batches do)."""
+    padded = pad_inputs([{k: v.numpy() for k, v in it.inputs().items()} for it in items], video_uint8=video_uint8)
     batch: dict[str, torch.Tensor] = {k: torch.from_numpy(v) for k, v in padded.items()}
     batch["targets"] = torch.tensor([c for it in items for c in it.labels], dtype=torch.long)
     batch["target_lengths"] = torch.tensor([len(it.labels) for it in items], dtype=torch.long)
     return batch
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A collated batch on the device, as the model reads it: uint8 video scaled there (by the
+    same table as `model_scale`) with its padded frames zero, as `pad_inputs` would give them."""
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if "video" in out and out["video"].dtype == torch.uint8:
+        video = torch.from_numpy(VIDEO_SCALE).to(device)[out["video"].long()]
+        t = video.shape[1]
+        padded = torch.arange(t, device=device)[None, :] >= out["lengths"][:, None]
+        video[padded] = 0.0
+        out["video"] = video
+    return out

@@ -15,6 +15,7 @@ from ~40 to ~300 frames). Under `torchrun` a `DistributedSampler` gives each ran
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
@@ -108,7 +109,8 @@ def batches(items: Sequence[Item], batch_size: int, shuffle: bool = False, gener
                      augment=augment, rng=rng)
     workers = min(loader.workers, len(plan)) if len(items) else 0
     return DataLoader(
-        UtteranceDataset(items), batch_sampler=plan, collate_fn=collate, num_workers=workers,
+        UtteranceDataset(items), batch_sampler=plan, collate_fn=functools.partial(collate, video_uint8=True),
+        num_workers=workers,
         prefetch_factor=loader.prefetch if workers > 0 else None, pin_memory=pin_memory,
         # its own generator: a DataLoader draws a seed per epoch, which must not shift the global
         # stream that dropout uses

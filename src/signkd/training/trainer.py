@@ -27,7 +27,7 @@ from signkd.seeding import set_seed
 from signkd.training import distributed
 from signkd.training import resume
 from signkd.training.augment import AugmentConfig
-from signkd.training.data import Item, Vocabulary
+from signkd.training.data import Item, Vocabulary, to_device  # noqa: F401 (to_device re-exported)
 from signkd.training.loader import LoaderConfig, batches
 
 LossFn = Callable[[RecognizerOutput, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
@@ -41,10 +41,6 @@ def default_device() -> torch.device:
 def amp_dtype(device: torch.device) -> torch.dtype | None:
     """Autocast dtype for training: float16 on CUDA (with a gradient scaler); None = float32."""
     return torch.float16 if device.type == "cuda" else None
-
-
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 @dataclass(frozen=True)
