@@ -66,6 +66,40 @@ def test_recognize_says_too_short_for_a_one_frame_folder(tmp_path, capsys):
     assert code == 1 and "too short" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content", [b"not a model at all\n", "truncated"])
+def test_recognize_names_a_model_file_that_is_not_onnx(tmp_path, capsys, content):
+    model = tmp_path / "m.onnx"
+    good = _deployable(tmp_path).read_bytes()
+    model.write_bytes(good[: len(good) // 2] if content == "truncated" else content)
+    code = main(["recognize", str(tmp_path / "v.mp4"), "--model", str(model), "--no-correction"])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "m.onnx is not a readable ONNX model" in err and "dvc repro quantize" in err
+
+
+def test_recognize_answers_a_person_for_an_image_or_an_empty_folder(tmp_path, capsys):
+    model = str(_deployable(tmp_path))
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.full((120, 160, 3), 128, np.uint8))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for source, needle in ((image, "is a single image"), (empty, "holds no frame images")):
+        code = main(["recognize", str(source), "--model", model, "--no-correction"])
+        err = capsys.readouterr().err
+        assert code == 1 and needle in err and "manifest" not in err and "prepare" not in err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--fps", "inf"], "--fps"), (["--fps", "nan"], "--fps"), (["--fps", "-25"], "--fps"),
+    (["--beam-width", "0"], "--beam-width"), (["--threads", "0"], "--threads"),
+])
+def test_recognize_refuses_a_bad_number_before_any_work(tmp_path, capsys, args, needle):
+    with pytest.raises(SystemExit) as exit_:
+        main(["recognize", str(tmp_path / "v.mp4"), *args])  # no model exists: the argument is checked first
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and needle in err
+
+
 def test_video_fps_is_read_from_the_file(tmp_path):
     from signkd.recognize import video_fps
 

@@ -120,6 +120,29 @@ def test_errors_name_the_file_row_and_fix(custom_root, tmp_path, name, edit, err
         assert needle in str(err.value), (name, str(err.value))
 
 
+def test_a_byte_that_is_not_utf8_names_the_file_and_line(custom_root, tmp_path):
+    root = _copy(custom_root[0], tmp_path)
+    path = root / "annotations.csv"
+    lines = path.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b"|", b"\xe9|", 1)  # a Latin-1 'e acute' in the third video's line
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(DatasetError, match=r"annotations\.csv:4: byte 0xe9 is not UTF-8"):
+        read_custom(root)
+
+
+def test_every_kind_of_problem_is_reported_at_once(custom_root, tmp_path):
+    root = _copy(custom_root[0], tmp_path)
+    _rename(root, 1, "notes.txt")
+    _edit_csv(root, lambda ls: _swap(ls, 2, "glosses", " "))
+    _swap_file(root, 4, "videos/nothere.mp4")
+    with pytest.raises(DatasetError) as err:
+        read_custom(root)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("3 kinds of problems")
+    for needle in ("annotations.csv:3", "empty 'glosses'", "annotations.csv:5", "nothere.mp4", "notes.txt", "neither a video"):
+        assert needle in message, needle
+
+
 def _drop_field(line: str, col: str) -> str:
     fields = line.split("|")
     del fields[HEADER.index(col)]

@@ -67,3 +67,29 @@ def test_cross_field_checks(raw):
 def test_missing_file_says_where(tmp_path):
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_a_seed_numpy_cannot_take_is_refused_before_any_stage_runs(raw):
+    raw["seed"] = 2**32  # NumPy's limit: prepare used to die on it after DVC had deleted its outputs
+    with pytest.raises(ParamsError, match="seed"):
+        parse_params(raw)
+    raw["seed"] = 2**32 - 1
+    assert parse_params(raw).seed == 2**32 - 1
+
+
+def test_a_key_written_twice_is_refused_with_both_lines(tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("seed: 1234", "seed: 1234\nseed: 7", 1)
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ParamsError, match=r"line 4: key 'seed' appears twice .*first on line 3"):
+        load_params(tmp_path / "params.yaml")
+    nested = (ROOT / "params.yaml").read_text().replace("  alpha: 0.7", "  alpha: 0.7\n  alpha: 0.5", 1)
+    (tmp_path / "params.yaml").write_text(nested)
+    with pytest.raises(ParamsError, match="key 'alpha' appears twice"):
+        load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("url", ["ftp://host/a.tar.gz", "file:///data/a.tar.gz", "host/a.tar.gz", "https://"])
+def test_a_download_url_the_downloader_cannot_fetch_is_refused(raw, url):
+    raw["data"]["download"]["url"] = url
+    with pytest.raises(ParamsError, match=r"data\.download.*http:// or https://"):
+        parse_params(raw)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import sys
 from pathlib import Path
@@ -70,8 +71,28 @@ def _check_params(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A bad argument is one line naming it and what it takes (no usage block before it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(kind: type, what: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="signkd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _OneLineParser(prog="signkd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("recognize", help="glosses (and corrected glosses) for a video file or a folder of frames")
     rec.add_argument("video", type=Path, help=".mp4/.avi/.webm/.mov/.mkv file or a folder of frame images")
@@ -80,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                           "URI such as models:/signkd-synthetic-student@champion (store: MLFLOW_TRACKING_URI)")
     rec.add_argument("--corrector", default="models/correct", help="correction model folder (default: models/correct)")
     rec.add_argument("--decoder", choices=("greedy", "beam"), default=None, help="default: as the model was trained")
-    rec.add_argument("--beam-width", type=int, default=5)
-    rec.add_argument("--fps", type=float, default=None, help="override the frame rate (default: the video's own; 25 for frame folders)")
-    rec.add_argument("--threads", type=int, default=1,
+    rec.add_argument("--beam-width", type=_positive(int, "a whole number of beams >= 1"), default=5)
+    rec.add_argument("--fps", type=_positive(float, "a finite frame rate > 0, e.g. 25"), default=None,
+                     help="override the frame rate (default: the video's own; 25 for frame folders)")
+    rec.add_argument("--threads", type=_positive(int, "a whole number of threads >= 1"), default=1,
                      help="CPU threads for the model and the corrector (small models beside other work run fastest on 1)")
     rec.add_argument("--no-correction", action="store_true")
     rec.add_argument("--json", action="store_true", help="print a JSON summary, with a confidence and time span per gloss")

@@ -50,6 +50,15 @@ class DownloadParams(_Strict):
     sha256: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")
     expected_size: int = Field(default=0, ge=0)
 
+    @model_validator(mode="after")
+    def _http(self):
+        # the downloader speaks HTTP(S) only (resume by Range, size from Content-Length)
+        scheme, sep, rest = self.url.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.split("/")[0]:
+            raise ValueError(f"url must be an http:// or https:// address (the downloader fetches and resumes over "
+                             f"HTTP), got {self.url!r}; fix data.download.url")
+        return self
+
 
 class CustomDataParams(_Strict):
     """`data.dataset: custom`: the user's videos + CSV in <raw_dir>/custom (signkd.data.custom)."""
@@ -256,7 +265,7 @@ class CorrectParams(_Strict):
 
 
 class Params(_Strict):
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=2**32 - 1)  # NumPy's seed range: a larger one fails in `prepare`, after DVC deleted outputs
     data: DataParams
     validate_: ValidateParams = Field(alias="validate")  # `validate` is a pydantic method name
     keypoints: KeypointParams
@@ -319,7 +328,10 @@ def read_yaml(path: Path) -> object:
         raise ParamsError(f"{path} line {line}: byte 0x{raw[err.start]:02x} is not UTF-8; "
                           "retype that line or re-save the file as UTF-8") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass: no code is evaluated)
+    except _DuplicateKey as err:
+        raise ParamsError(f"{path} line {err.line}: key '{err.key}' appears twice in the same mapping "
+                          f"(first on line {err.first_line}); keep one (DVC refuses such a file too)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -329,6 +341,30 @@ def read_yaml(path: Path) -> object:
             f"{path}{where}: YAML syntax error: {problem}" + (f" ({context})" if context else "")
             + "; fix that line (indentation, a missing ':' or space after it, an unclosed quote or bracket)"
         ) from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int, first_line: int):
+        super().__init__(key)
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load keeps the last of two equal keys silently; params.yaml must not."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                hash(key)
+            except TypeError:
+                continue  # SafeLoader itself reports an unhashable key
+            if key in seen and key != "<<":
+                raise _DuplicateKey(str(key), line, seen[key])
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def flatten(params: Params) -> dict[str, object]:

@@ -120,11 +120,29 @@ def load_deployable(model: str | Path, threads: int = 1) -> tuple[OnnxBackend, d
 def _open(path: Path, shown: str, threads: int) -> tuple[OnnxBackend, dict]:
     if not path.is_file():
         raise RecognizeError(f"model {shown} not found: run `make repro` (or `dvc repro quantize`) first, or pass --model")
-    backend = OnnxBackend(path, threads=max(1, threads))
+    try:
+        backend = OnnxBackend(path, threads=max(1, threads))
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own (InvalidProtobuf, Fail, ...)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RecognizeError(f"{shown} is not a readable ONNX model ({first[:160]}); pass the .onnx that "
+                             "`dvc repro quantize` writes (models/quantize/student_int8.onnx) or re-export it") from None
     config = backend.config
     if config is None or "vocab" not in config:
         raise RecognizeError(f"{shown} carries no SignKD config (vocabulary, preprocessing): re-export it with `dvc repro quantize`")
     return backend, config
+
+
+def _check_video_input(video: Path) -> None:
+    """What a person may pass by mistake: a single image or a folder with no images, answered for a
+    person with a video (the frame reader's own advice is for the pipeline's manifests)."""
+    from signkd.features.frames import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    if video.is_file() and video.suffix.lower() in IMAGE_SUFFIXES:
+        raise RecognizeError(f"{video} is a single image; recognition needs a video: give a video file "
+                             f"({', '.join(VIDEO_SUFFIXES)}) or a folder holding the frames in order")
+    if video.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in video.iterdir() if p.is_file()):
+        raise RecognizeError(f"{video} holds no frame images ({', '.join(IMAGE_SUFFIXES)}); give a video file "
+                             f"({', '.join(VIDEO_SUFFIXES)}) or a folder of its frames")
 
 
 def ctc_align(log_probs: np.ndarray, labels: list[int]) -> list[tuple[int, int]]:
@@ -182,6 +200,7 @@ def recognize(
     prep = config["preprocessing"]
     if not video.exists():
         raise RecognizeError(f"{video} does not exist: give a video file (.mp4, .avi, .webm) or a folder of frame images")
+    _check_video_input(video)
 
     with clock.step("keypoints"):
         arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]), frame_stride=int(prep.get("frame_stride", 1)))

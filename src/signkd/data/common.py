@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from signkd.errors import InputError
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -71,7 +72,14 @@ def read_annotation(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dic
     """Rows of a `|`-separated corpus file with their line numbers, after checking its header."""
     if not path.is_file():
         raise DatasetFileMissing(f"annotation file {path} is missing; the dataset archive looks incomplete, unpack it again")
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise DatasetError(f"{path}:{line}: byte 0x{raw[err.start]:02x} is not UTF-8; re-save the file as UTF-8 "
+                           "(e.g. iconv -f latin1 -t utf-8) or retype that line") from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if not header:

@@ -120,26 +120,36 @@ def _annotation_rows(root: Path, annotations: str) -> list[tuple[str, str, dict[
 
 
 def _raise_collected(bad_id, dup_id, no_gloss, missing, wrong_kind, empty) -> None:
-    """One error per kind of problem, naming every file:line concerned (the first few)."""
+    """Every kind of problem at once, each naming its file:line entries (the first few), in one
+    message: fixing one kind should not reveal the next only on the following run."""
+    problems: list[tuple[type, str]] = []
     if bad_id:
-        raise DatasetError(f"{len(bad_id)} video id(s) with characters other than letters, digits, '.', '_', '-': "
-                           f"{listing(bad_id)}; rename the videos or add an 'id' column")
+        problems.append((DatasetError, f"{len(bad_id)} video id(s) with characters other than letters, digits, '.', "
+                         f"'_', '-': {listing(bad_id)}; rename the videos or add an 'id' column"))
     if dup_id:
-        raise DatasetError(f"{len(dup_id)} video id(s) used twice: {listing(dup_id)}; ids name output files, "
-                           "rename the videos or add an 'id' column with unique values")
+        problems.append((DatasetError, f"{len(dup_id)} video id(s) used twice: {listing(dup_id)}; ids name output "
+                         "files, rename the videos or add an 'id' column with unique values"))
     if no_gloss:
-        raise DatasetError(f"{len(no_gloss)} video(s) with an empty 'glosses' column: {listing(no_gloss)}; "
-                           "fix or remove those lines")
+        problems.append((DatasetError, f"{len(no_gloss)} video(s) with an empty 'glosses' column: {listing(no_gloss)}; "
+                         "fix or remove those lines"))
     if missing:
-        raise DatasetFileMissing(f"{len(missing)} video(s) not found: {listing(missing)}; 'video' is a path "
-                                 "relative to the dataset folder (a video file or a folder of frames)")
+        problems.append((DatasetFileMissing, f"{len(missing)} video(s) not found: {listing(missing)}; 'video' is a "
+                         "path relative to the dataset folder (a video file or a folder of frames)"))
     if wrong_kind:
-        raise DatasetError(f"{len(wrong_kind)} 'video' path(s) are neither a video ({', '.join(VIDEO_SUFFIXES)}) "
-                           f"nor a folder of frames: {listing(wrong_kind)}; convert them (e.g. ffmpeg -i in -c:v libx264 out.mp4)")
+        problems.append((DatasetError, f"{len(wrong_kind)} 'video' path(s) are neither a video "
+                         f"({', '.join(VIDEO_SUFFIXES)}) nor a folder of frames: {listing(wrong_kind)}; convert them "
+                         "(e.g. ffmpeg -i in -c:v libx264 out.mp4)"))
     if empty:
-        raise DatasetFileMissing(f"{len(empty)} video(s) without a readable frame: {listing(empty)}; the file is "
-                                 "empty, truncated or in a codec this OpenCV cannot decode (re-encode it to H.264 .mp4), "
-                                 "or the folder holds no .png/.jpg frames")
+        problems.append((DatasetFileMissing, f"{len(empty)} video(s) without a readable frame: {listing(empty)}; the "
+                         "file is empty, truncated or in a codec this OpenCV cannot decode (re-encode it to H.264 "
+                         ".mp4), or the folder holds no .png/.jpg frames"))
+    if len(problems) == 1:
+        raise problems[0][0](problems[0][1])
+    if problems:
+        kinds = {cls for cls, _ in problems}
+        cls = DatasetFileMissing if kinds == {DatasetFileMissing} else DatasetError
+        raise cls(f"{len(problems)} kinds of problems: " + "; ALSO ".join(f"({k}) {msg}" for k, (_, msg) in
+                                                                          enumerate(problems, start=1)))
 
 
 def import_keypoints(samples: list[Sample], keypoints_dir: str | Path | None, cache_dir: str | Path) -> dict:

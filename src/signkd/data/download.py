@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
+import urllib3
 from tqdm import tqdm
 
 from signkd.io import atomic_dir, write_text
@@ -108,7 +109,9 @@ class _Incomplete(Exception):
 def _transfer(url: str, part: Path, expected_size: int, progress: bool, chunk_size: int, timeout: float):
     """One HTTP request appending to `part`; returns (sha256 of the whole part, total size or 0)."""
     offset = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    # identity: the archive's own bytes. A server that still labels the body `Content-Encoding: gzip`
+    # (some do for .tar.gz) is not decoded on the fly below, so sizes and checksums are the file's
+    headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={offset}-"} if offset else {})}
     with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
         if resp.status_code == 416:  # nothing left to send: the part is (at least) complete
             total = _total_from_content_range(resp.headers.get("Content-Range", "")) or expected_size
@@ -150,12 +153,12 @@ def _transfer(url: str, part: Path, expected_size: int, progress: bool, chunk_si
         try:
             with open(part, mode) as f:
                 try:
-                    for chunk in resp.iter_content(chunk_size):
+                    for chunk in resp.raw.stream(chunk_size, decode_content=False):
                         f.write(chunk)
                         digest.update(chunk)
                         written += len(chunk)
                         bar.update(len(chunk))
-                except requests.exceptions.ChunkedEncodingError as exc:
+                except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError) as exc:
                     raise _Incomplete(f"connection dropped after {written} bytes ({exc})") from exc
         finally:
             bar.close()
