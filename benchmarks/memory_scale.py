@@ -37,6 +37,8 @@ import cv2
 import numpy as np
 import psutil
 
+from signkd.io import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "params" / "phoenix2014.yaml"
 FRAME_HW = (260, 210)  # Phoenix fullFrame-210x260px (height, width)
@@ -248,10 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         **{f"{k}_frames_per_second_{label}": round(v["frames"] / v["seconds"], 2)
            for label, size in figures.items() for k, v in size.items()},
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp_json = args.json.with_suffix(".json.tmp")
-    tmp_json.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp_json, args.json)
+    write_json(args.json, metrics)  # atomic
     print(json.dumps(metrics, indent=2))
     return 0
 

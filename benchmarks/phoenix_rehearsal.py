@@ -42,9 +42,10 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
+
+from signkd.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "params" / "phoenix2014.yaml"
@@ -263,10 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     for stage in STAGES:
         print(f"{stage:<18} {metrics[f'{stage}_wall_s']:>8.1f} {metrics.get(f'{stage}_s_per_utterance', float('nan')):>12.3f} "
               f"{metrics.get(f'{stage}_phoenix2014_h', float('nan')):>15.2f}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp_json = args.json.with_suffix(".json.tmp")
-    tmp_json.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp_json, args.json)
+    write_json(args.json, metrics)  # atomic
     print(json.dumps(metrics, indent=2))
     return 0
 

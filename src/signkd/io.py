@@ -78,6 +78,22 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class NotUtf8(ValueError):
+    """A file's bytes are not UTF-8; `line` (1-based) and `byte` say where, for a one-line error."""
+
+    def __init__(self, line: int, byte: int):
+        super().__init__(f"line {line}: byte 0x{byte:02x} is not UTF-8")
+        self.line, self.byte = line, byte
+
+
+def decode_utf8(raw: bytes, encoding: str = "utf-8") -> str:
+    """`raw` decoded, or NotUtf8 naming the line of the first bad byte (Python's error gives an offset)."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise NotUtf8(raw[:err.start].count(b"\n") + 1, raw[err.start]) from None
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")

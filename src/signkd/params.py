@@ -7,6 +7,7 @@ with one message naming the key, instead of surfacing as a strange failure an ho
 from __future__ import annotations
 
 from signkd.errors import InputError
+from signkd.io import NotUtf8, decode_utf8
 from pathlib import Path
 from typing import Literal
 
@@ -322,10 +323,9 @@ def read_yaml(path: Path) -> object:
     except OSError as err:
         raise ParamsError(f"{path}: cannot be read ({err.strerror}); check its permissions") from None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise ParamsError(f"{path} line {line}: byte 0x{raw[err.start]:02x} is not UTF-8; "
+        text = decode_utf8(raw)
+    except NotUtf8 as err:
+        raise ParamsError(f"{path} line {err.line}: byte 0x{err.byte:02x} is not UTF-8; "
                           "retype that line or re-save the file as UTF-8") from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass: no code is evaluated)

@@ -17,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from signkd.experiment import checkpoint_path, train_config
 from signkd.models.checkpoint import build_model, freeze

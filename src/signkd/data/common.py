@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from signkd.features.frames import VIDEO_SUFFIXES, FrameSourceError
+from signkd.io import NotUtf8, decode_utf8
 from signkd.features.frames import count_frames as _decode_count
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -72,12 +73,10 @@ def read_annotation(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dic
     """Rows of a `|`-separated corpus file with their line numbers, after checking its header."""
     if not path.is_file():
         raise DatasetFileMissing(f"annotation file {path} is missing; the dataset archive looks incomplete, unpack it again")
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise DatasetError(f"{path}:{line}: byte 0x{raw[err.start]:02x} is not UTF-8; re-save the file as UTF-8 "
+        text = decode_utf8(path.read_bytes(), "utf-8-sig")
+    except NotUtf8 as err:
+        raise DatasetError(f"{path}:{err.line}: byte 0x{err.byte:02x} is not UTF-8; re-save the file as UTF-8 "
                            "(e.g. iconv -f latin1 -t utf-8) or retype that line") from None
     with io.StringIO(text, newline="") as f:
         reader = csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from signkd.errors import InputError
-from signkd.io import atomic_path
+from signkd.io import NotUtf8, atomic_path, decode_utf8
 
 SPLITS = ("train", "dev", "test")
 COLUMNS = ("id", "split", "frames_dir", "signer", "num_frames", "glosses", "translation")
@@ -135,11 +135,9 @@ def read_vocab(manifest_dir: str | Path) -> list[str]:
     path = vocab_path(manifest_dir)
     if not path.is_file():
         raise FileNotFoundError(f"vocabulary {path} is missing: run the `prepare` stage first")
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise ManifestError(f"vocabulary {path} line {line}: byte 0x{raw[err.start]:02x} is not UTF-8; re-save it "
+        text = decode_utf8(path.read_bytes())
+    except NotUtf8 as err:
+        raise ManifestError(f"vocabulary {path} line {err.line}: byte 0x{err.byte:02x} is not UTF-8; re-save it "
                             "as UTF-8 or regenerate it with `dvc repro prepare`") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
