@@ -264,3 +264,15 @@ def test_recognize_runs_without_importing_torch(tmp_path, signed_sentence):
               "print('torch' in sys.modules, code)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.stdout.split()[:1] == ["WIND"] and done.stdout.split()[-2:] == ["False", "0"], done.stdout + done.stderr
+
+
+def test_a_registry_model_without_a_store_creates_no_file_here(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    (tmp_path / "clip").mkdir()
+    cv2.imwrite(str(tmp_path / "clip" / "f0.png"), np.full((120, 160, 3), 128, np.uint8))
+    code = main(["recognize", "clip", "--model", "models:/signkd-synthetic-student@champion", "--no-correction"])
+    err = capsys.readouterr().err
+    assert code == 1 and "MLFLOW_TRACKING_URI" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip"], "nothing may be written in the current folder"

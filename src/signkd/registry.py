@@ -118,6 +118,10 @@ def download_onnx(uri: str, dst: str | Path | None = None) -> Path:
     from signkd.tracking import tracking_uri
 
     uri_store = tracking_uri()
+    if uri_store.startswith("sqlite:///") and not Path(uri_store[len("sqlite:///"):]).is_file():
+        # opening a missing SQLite store would create an empty mlflow.db here (and find no model)
+        raise FileNotFoundError(f"no MLflow store at {uri_store[len('sqlite:///'):]} to load {uri} from; set "
+                                "MLFLOW_TRACKING_URI=sqlite:////path/to/your/repo/mlflow.db or pass an .onnx path")
     mlflow.set_tracking_uri(uri_store)
     mlflow.set_registry_uri(uri_store)
     dst = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="signkd-model-"))
