@@ -264,6 +264,8 @@ def test_recognize_runs_without_importing_torch(tmp_path, signed_sentence):
               "print('torch' in sys.modules, code)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.stdout.split()[:1] == ["WIND"] and done.stdout.split()[-2:] == ["False", "0"], done.stdout + done.stderr
+    # nothing from MediaPipe or TFLite (absl/glog lines, "INFO: Created TensorFlow Lite ...") reaches the terminal
+    assert done.stderr.strip() == "", done.stderr
 
 
 def test_a_registry_model_without_a_store_creates_no_file_here(tmp_path, capsys, monkeypatch):

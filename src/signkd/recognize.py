@@ -192,6 +192,7 @@ def recognize(
     threads: int = 1,
 ) -> Recognition:
     from signkd.features.keypoints import keypoints_for_video
+    from signkd.features.workers import quiet_native_logs
 
     video = Path(video)
     clock = _Clock()
@@ -203,7 +204,9 @@ def recognize(
     _check_video_input(video)
 
     with clock.step("keypoints"):
-        arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]), frame_stride=int(prep.get("frame_stride", 1)))
+        with quiet_native_logs():  # MediaPipe/TFLite info and warning lines are not the user's business
+            arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]),
+                                         frame_stride=int(prep.get("frame_stride", 1)))
     frames = int(len(arrays["mask"]))
     if frames // DOWNSAMPLE < 1:
         raise RecognizeError(f"{video}: too short ({frames} frames); the model needs at least {DOWNSAMPLE}")
