@@ -11,6 +11,8 @@ import argparse
 import math
 import json
 import sys
+
+from signkd.errors import one_line
 from pathlib import Path
 
 
@@ -19,7 +21,7 @@ def _recognize(args: argparse.Namespace) -> int:
     from signkd.recognize import RecognizeError, recognize
 
     if args.overlay is not None and args.overlay.suffix.lower() not in (".mp4", ".avi"):
-        print(f"error: --overlay {args.overlay}: write the overlay as .mp4 or .avi", file=sys.stderr)
+        print(one_line(f"error: --overlay {args.overlay}: write the overlay as .mp4 or .avi"), file=sys.stderr)
         return 1
     decoding = DecodeConfig(args.decoder, args.beam_width) if args.decoder else None
     corrector = None if args.no_correction or not Path(args.corrector).is_dir() else args.corrector
@@ -27,7 +29,7 @@ def _recognize(args: argparse.Namespace) -> int:
         result = recognize(args.video, args.model, decoding=decoding, corrector_dir=corrector, fps=args.fps,
                            overlay=args.overlay, threads=args.threads)
     except RecognizeError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
     summary = {
         "video": result.video,
@@ -65,7 +67,7 @@ def _check_params(args: argparse.Namespace) -> int:
     try:
         load_params(args.params)
     except ParamsError as err:  # YAML syntax, encoding and every bad key: one line each, no traceback
-        print(f"error: {err}", file=sys.stderr)
+        print("\n".join(one_line(line) for line in f"error: {err}".splitlines()), file=sys.stderr)
         return 2
     print(f"{args.params}: ok")
     return 0
@@ -75,7 +77,8 @@ class _OneLineParser(argparse.ArgumentParser):
     """A bad argument is one line naming it and what it takes (no usage block before it)."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        # an argument holding a line break is shown escaped: still one line (found by fuzzing)
+        self.exit(2, one_line(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
 
 
 def _positive(kind: type, what: str):
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         from signkd.features.frames import FrameSourceError
 
         if isinstance(err, (FrameSourceError, FileNotFoundError)):
-            print(f"error: {err}", file=sys.stderr)
+            print(one_line(f"error: {err}"), file=sys.stderr)
             return 1
         raise
 

@@ -28,6 +28,9 @@ from signkd.model_input import DOWNSAMPLE, keypoint_features
 
 DEFAULT_MODEL = Path("models/quantize/student_int8.onnx")
 MIN_HAND_FRAMES = 0.1  # below this share of frames with a detected hand, nobody is signing
+# below this hand travel (shoulder widths; see hand_motion) the hands are held still: nobody is
+# signing. Calibrated by benchmarks/signing_probe.py (reports/signing_probe/metrics.json)
+MIN_HAND_MOTION = 0.15
 NOT_TIMED = ("overlay",)  # optional outputs, not part of recognising (nor of the real-time factor)
 
 
@@ -212,6 +215,9 @@ def recognize(
         raise RecognizeError(f"{video}: too short ({frames} frames); the model needs at least {DOWNSAMPLE}")
     if _hand_share(arrays) < MIN_HAND_FRAMES:
         raise RecognizeError(f"{video}: no signing detected (hands found in {_hand_share(arrays):.0%} of {frames} frames)")
+    if hand_motion(arrays) < MIN_HAND_MOTION:
+        raise RecognizeError(f"{video}: no signing detected (the hands hardly move: {hand_motion(arrays):.2f} shoulder "
+                             f"widths, signing moves them at least {MIN_HAND_MOTION}); record the person signing")
 
     with clock.step("model"):
         features = keypoint_features(arrays, tuple(prep["keypoint_parts"]))
@@ -245,6 +251,26 @@ def recognize(
 def running_captions(spans: list[GlossSpan], frames: int) -> list[str]:
     """Per frame, the glosses whose signing has begun by then (a caption that grows as they come)."""
     return [" ".join(s.gloss for s in spans if s.start_frame <= t) for t in range(frames)]
+
+
+def hand_motion(arrays: dict[str, np.ndarray]) -> float:
+    """How far the hands travel: per hand, the spread (5th to 95th percentile) of its centre over
+    the frames where it is detected, in shoulder widths; the larger hand's. A person standing
+    still, hands visible or not, stays near 0 (MediaPipe's jitter); signing moves a hand across
+    the signing space."""
+    from signkd.features.keypoints import PARTS, filled_mask, normalize_keypoints
+
+    mask = filled_mask(arrays)
+    height, width = (int(v) for v in arrays["frame_size"])
+    xy = normalize_keypoints(arrays["landmarks"], mask, aspect=width / height)
+    spread = 0.0
+    for part in ("left_hand", "right_hand"):
+        seen = mask[:, PARTS[part]].all(axis=1)
+        if seen.sum() >= 2:
+            centres = xy[seen][:, PARTS[part]].mean(axis=1)  # [frames, 2]
+            low, high = np.percentile(centres, [5, 95], axis=0)
+            spread = max(spread, float(np.linalg.norm(high - low)))
+    return spread
 
 
 def _hand_share(arrays: dict[str, np.ndarray]) -> float:

@@ -239,6 +239,9 @@ def unpack(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, progress:
                 _untar(archive, tmp, progress)
     except tarfile.FilterError as exc:  # what the stdlib "data" filter refuses beyond our own checks
         raise UnpackError(f"archive {archive} has an unsafe member ({exc}); refusing to unpack it") from exc
+    except KeyError as exc:  # tarfile: a hard link to a member the archive does not hold (found by fuzzing)
+        raise UnpackError(f"archive {archive} has a link to a member it does not contain ({exc.args[0]}); "
+                          "it is damaged or not a dataset archive: download it again") from exc
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise _corrupt(archive, exc) from exc
     except OSError as exc:
@@ -273,6 +276,7 @@ def _safe_member(archive: Path, name: str, link: str | None = None) -> None:
 
 def _untar(archive: Path, target: Path, progress: bool) -> None:
     """One streaming pass: each member is checked, then extracted (no second pass over tens of GB)."""
+    kinds: dict[str, bool] = {}  # member path -> is a folder
     with tarfile.open(archive, mode="r|*") as tar, tqdm(unit=" files", desc=f"unpack {archive.name}", disable=not progress) as bar:
         for member in tar:
             if member.isdev() or member.isfifo():
@@ -281,8 +285,29 @@ def _untar(archive: Path, target: Path, progress: bool) -> None:
             if member.issym() and link and not link.startswith("/"):
                 link = posixpath.join(posixpath.dirname(member.name), link)  # relative to the link's folder
             _safe_member(archive, member.name, link)
+            _consistent_member(archive, member, kinds)
             tar.extract(member, target, filter="data")
             bar.update(1)
+
+
+def _consistent_member(archive: Path, member: tarfile.TarInfo, kinds: dict[str, bool]) -> None:
+    """Refuse a member that would name the target folder itself, be both a file and a folder, or
+    sit below a file (each made extraction fail with an OS error; found by fuzzing)."""
+    path = posixpath.normpath(member.name.replace("\\", "/"))
+    is_dir = member.isdir()
+    problem = None
+    if not is_dir and (path in (".", "") or member.name.replace("\\", "/").split("/")[-1] in (".", "")):
+        problem = "is a file but names a folder"
+    elif kinds.get(path, is_dir) != is_dir:
+        problem = "appears both as a file and as a folder"
+    else:
+        parts = path.split("/")
+        if any(kinds.get("/".join(parts[:k]), True) is False for k in range(1, len(parts))):
+            problem = "lies below a member that is a file"
+    if problem:
+        raise UnpackError(f"archive {archive}: member {member.name!r} {problem}; it is damaged or not a dataset "
+                          "archive: download it again")
+    kinds[path] = is_dir
 
 
 def _unzip(archive: Path, target: Path) -> None:
