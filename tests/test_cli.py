@@ -278,3 +278,19 @@ def test_a_registry_model_without_a_store_creates_no_file_here(tmp_path, capsys,
     err = capsys.readouterr().err
     assert code == 1 and "MLFLOW_TRACKING_URI" in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip"], "nothing may be written in the current folder"
+
+
+def test_recognize_says_no_signing_for_a_person_holding_still_with_hands_in_view(tmp_path, capsys, signed_sentence):
+    """Hands in every frame, but held still (the middle frame of a signed sentence, repeated): the
+    presence check alone passes this; the motion check must not."""
+    _, folder, n = signed_sentence
+    frames = sorted(folder.glob("*.png"))
+    still = tmp_path / "still"
+    still.mkdir()
+    for i in range(n):
+        (still / f"images{i + 1:04d}.png").write_bytes(frames[n // 2].read_bytes())
+    model = _confident_student(tmp_path, "WIND")
+    code = main(["recognize", str(still), "--model", str(model), "--no-correction"])
+    err = capsys.readouterr().err
+    assert code == 1 and "hands hardly move" in err
+    assert main(["recognize", str(folder), "--model", str(model), "--no-correction"]) == 0  # the signing itself passes

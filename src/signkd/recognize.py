@@ -30,7 +30,7 @@ DEFAULT_MODEL = Path("models/quantize/student_int8.onnx")
 MIN_HAND_FRAMES = 0.1  # below this share of frames with a detected hand, nobody is signing
 # below this hand travel (shoulder widths; see hand_motion) the hands are held still: nobody is
 # signing. Calibrated by benchmarks/signing_probe.py (reports/signing_probe/metrics.json)
-MIN_HAND_MOTION = 0.15
+MIN_HAND_MOTION = 0.2
 NOT_TIMED = ("overlay",)  # optional outputs, not part of recognising (nor of the real-time factor)
 
 
