@@ -117,15 +117,15 @@ def test_video_fps_is_read_from_the_file(tmp_path):
 VOCAB = ["REGEN", "SONNE", "WIND"]
 
 
-def _confident_student(tmp_path: Path, gloss: str = "SONNE") -> Path:
-    """An exported student whose sequence head always prefers `gloss`: its hypothesis and the
-    confidence the CLI must report are known in advance."""
+def _confident_student(tmp_path: Path, gloss: str | None = "SONNE") -> Path:
+    """An exported student whose sequence head always prefers `gloss` (None: the CTC blank): its
+    hypothesis and the confidence the CLI must report are known in advance."""
     set_seed(0)
     student = KeypointStudent(3 * NUM_JOINTS, 16, len(VOCAB) + 1).eval()
     with torch.no_grad():
         student.branch.heads.seq_head.weight.zero_()
         student.branch.heads.seq_head.bias.zero_()
-        student.branch.heads.seq_head.bias[VOCAB.index(gloss) + 1] = 3.0
+        student.branch.heads.seq_head.bias[0 if gloss is None else VOCAB.index(gloss) + 1] = 3.0
     config = {"vocab": VOCAB, "preprocessing": {
         "keypoint_parts": list(PARTS), "max_gap": 4, "decode_method": "greedy", "beam_width": 1}}
     return export_onnx(student, torch.zeros(1, 8, 3 * NUM_JOINTS), tmp_path / "confident.onnx", config)
@@ -294,3 +294,10 @@ def test_recognize_says_no_signing_for_a_person_holding_still_with_hands_in_view
     err = capsys.readouterr().err
     assert code == 1 and "hands hardly move" in err
     assert main(["recognize", str(folder), "--model", str(model), "--no-correction"]) == 0  # the signing itself passes
+
+
+def test_an_empty_recognition_says_so_and_exits_non_zero(tmp_path, capsys, signed_sentence):
+    _, folder, _ = signed_sentence
+    code = main(["recognize", str(folder), "--model", str(_confident_student(tmp_path, None)), "--no-correction"])
+    err = capsys.readouterr().err
+    assert code == 3 and "recognised no gloss" in err and len(err.strip().splitlines()) == 1

@@ -58,6 +58,10 @@ def _recognize(args: argparse.Namespace) -> int:
               "no change, so it was not loaded", file=sys.stderr)
     if corrector is None and not args.no_correction:
         print(f"note: no correction model at {args.corrector}; showing the recogniser's glosses", file=sys.stderr)
+    if not result.glosses:  # signing was seen, but no gloss came out: say so, and not with exit code 0
+        print(one_line(f"error: {args.video}: signing seen, but the model recognised no gloss in {result.frames} "
+                       "frames; the signs may be outside its vocabulary"), file=sys.stderr)
+        return 3
     return 0
 
 
