@@ -13,7 +13,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: repro test install clean-data
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || { py=$$(PYTHON="$(PYTHON)" sh scripts/find-python.sh) && echo "$$py -m venv $(VENV)" && $$py -m venv $(VENV); }
+	@test -x $(BIN)/python || { py=$$(PYTHON="$(PYTHON)" $(SHELL) scripts/find-python.sh) && echo "$$py -m venv $(VENV)" && $$py -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"

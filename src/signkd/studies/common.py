@@ -36,12 +36,13 @@ def with_updates(params: Params, **sections: dict) -> Params:
 
 
 def only(items: list[Item], modalities: tuple[str, ...]) -> list[Item]:
-    """The same items with only the inputs a model reads (the rest is not collated for nothing)."""
+    """The same items reading only the inputs a model uses (the rest is neither read nor collated)."""
     return [it.restricted(modalities) for it in items]
 
 
 def load_all(params: Params, vocab: Vocabulary) -> dict[str, list[Item]]:
-    """Every input of every split, loaded once and shared by the teachers and students of a study."""
+    """Every split's items with every input, shared by the teachers and students of a study (each
+    reads only the modalities it needs, per batch: see `only`)."""
     if params.student.frame_stride != 1:
         raise InputError(f"student.frame_stride is {params.student.frame_stride}: the studies share one "
                          "every-frame load between teachers and students; run them with student.frame_stride: 1")
