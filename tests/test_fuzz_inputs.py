@@ -75,6 +75,7 @@ def mutated_params(draw) -> str:
 @given(text=mutated_params())
 def test_params_either_validate_or_fail_with_one_error(text):
     from signkd.cli import main
+    from signkd.param_check import main as check_stage
     from signkd.params import ParamsError, load_params
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,6 +89,14 @@ def test_params_either_validate_or_fail_with_one_error(text):
             expected = 2
         assert main(["check-params", str(path)]) == expected  # the CLI takes the same path
         assert sorted(p.name for p in Path(tmp).iterdir()) == ["params.yaml"], "checking writes nothing"
+        here = os.getcwd()
+        os.chdir(tmp)  # the check_params stage writes its marker relative to the repository root
+        try:
+            assert check_stage("params.yaml") == (0 if expected == 0 else 1)  # and so does the stage
+        finally:
+            os.chdir(here)
+        written = sorted(p.name for p in Path(tmp).iterdir())
+        assert written == (["params.yaml", "reports"] if expected == 0 else ["params.yaml"]), "a failed check writes nothing"
 
 
 @given(raw=st.binary(max_size=300) | st.text(alphabet=st.sampled_from("ab|\n\r\"' \t\x00é,;"), max_size=200))
@@ -103,6 +112,29 @@ def test_annotation_files_either_read_or_fail_with_one_error(raw):
             assert "\n" not in str(err).strip()
         else:
             assert all({"id", "folder"} <= set(row) for _, row in rows)
+
+
+CSL_CELL = st.text(alphabet=st.sampled_from("S0_P1T2 |x\u4e2d"), max_size=12)
+
+
+@given(video_map=st.lists(st.tuples(CSL_CELL, CSL_CELL, CSL_CELL, CSL_CELL), max_size=5),
+       splits=st.lists(st.tuples(CSL_CELL, st.sampled_from(["train", "dev", "test", "val", ""])), max_size=5))
+def test_csl_daily_label_files_either_read_or_fail_with_one_error(video_map, splits):
+    from signkd.data.csl_daily import read_csl_daily
+
+    with tempfile.TemporaryDirectory() as tmp:
+        labels = Path(tmp) / "sentence_label"
+        labels.mkdir()
+        rows = ["index|name|length|gloss|char|word|postag"] + [f"{i}|{n}|{ln}|{g}|{c}||" for i, (n, ln, g, c) in
+                                                              enumerate(video_map)]
+        (labels / "video_map.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        (labels / "split_1.txt").write_text("\n".join(["name|split"] + [f"{n}|{sp}" for n, sp in splits]) + "\n",
+                                             encoding="utf-8")
+        (Path(tmp) / "sentence" / "frames_512x512").mkdir(parents=True)
+        try:
+            read_csl_daily(tmp)
+        except InputError as err:
+            assert str(err).strip()
 
 
 CSV_CELLS = st.text(alphabet=st.sampled_from("abc./_- |\"é"), max_size=10)
