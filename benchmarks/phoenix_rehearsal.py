@@ -75,7 +75,7 @@ REHEARSAL = {
     "correct": {"pretrain_steps": 20, "finetune_steps": 10, "noise_samples": 100, "samples_per_video": 2},
 }
 # which utterances a stage's cost scales with, and its epochs here and at Phoenix scale
-REHEARSAL_EPOCHS = 2
+REHEARSAL_EPOCHS = REHEARSAL["teacher"]["epochs"]  # the same for student and kd
 PER_UTTERANCE = {
     "prepare": ("all", 1, 1), "validate": ("all", 1, 1), "extract_keypoints": ("all", 1, 1),
     "extract_flow": ("all", 1, 1), "validate_features": ("all", 1, 1),

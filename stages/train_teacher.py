@@ -3,10 +3,11 @@
 import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.experiment import (
-    checkpoint_path, finish_training, keypoint_dim, load_splits, log_epoch, new_model, teacher_config, train_config, vocabulary,
+    finish_training, keypoint_dim, load_splits, log_epoch, new_model, teacher_config, train_config, vocabulary,
 )
 from signkd.params import Params
 from signkd.stage import run_stage
+from signkd.training.resume import resume_path
 from signkd.training.trainer import train
 
 STAGE = "train_teacher"
@@ -19,7 +20,7 @@ def main(params: Params) -> dict:
     model = new_model(config, params.seed)
     result = train(
         model, items["train"], items["dev"], vocab, train_config(params, params.teacher), on_epoch=log_epoch, desc="teacher",
-        checkpoint=checkpoint_path(STAGE, "teacher"),
+        checkpoint=resume_path(STAGE, "teacher"),
     )
     return finish_training(STAGE, params, model, config, items, vocab, result)
 

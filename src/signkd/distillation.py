@@ -20,13 +20,14 @@ from pathlib import Path
 from torch import nn
 
 from signkd.experiment import (
-    checkpoint_path, keypoint_dim, load_splits, log_epoch, new_model, student_config, teacher_config, train_config,
+    keypoint_dim, load_splits, log_epoch, new_model, student_config, teacher_config, train_config,
 )
 from signkd.models.checkpoint import freeze
 from signkd.params import Params
 from signkd.teacher_targets import load_targets
 from signkd.training.data import Item, Vocabulary
 from signkd.training.kd import LEVELS, HKDLoss, KDConfig, attach_teacher_outputs
+from signkd.training.resume import resume_dir, resume_path
 from signkd.training.trainer import TrainResult, train
 
 RECIPES = ("logits", "hkd", "chain")
@@ -83,7 +84,7 @@ def train_assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabul
     assistant = new_model(config, params.seed)
     loss = HKDLoss(config["hidden"], teacher_cfg["hidden"], kd_config(params, temperature, "hkd"), teacher)
     result = train(assistant, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, None,
-                   f"{desc} (assistant)", checkpoint_path(resume_stage, "assistant") if resume_stage else None)
+                   f"{desc} (assistant)", resume_path(resume_stage, "assistant") if resume_stage else None)
     return assistant, config, result
 
 
@@ -111,11 +112,11 @@ def distill_student(
         else:
             # the student learns from the assistant's outputs; copies keep the teacher's for the next call
             items = {**items, "train": [replace(it, tensors=dict(it.tensors)) for it in items["train"]]}
-            store = checkpoint_path(resume_stage, "assistant_targets").with_suffix("") if resume_stage else None
+            store = resume_dir(resume_stage) / "assistant_targets" if resume_stage else None
             attach_teacher_outputs(freeze(assistant), items["train"], keep=(params.student.modality,), store=store)
     config = student_config(params, keypoint_dim(params), vocab)
     student = new_model(config, params.seed)
     loss = HKDLoss(config["hidden"], source_hidden, kd_config(params, temperature, recipe, alpha, level_weights), teacher)
     result = train(student, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, on_epoch, desc,
-                   checkpoint_path(resume_stage, "student") if resume_stage else None)
+                   resume_path(resume_stage, "student") if resume_stage else None)
     return Distilled(student, result, config, assistant_wer)

@@ -22,7 +22,6 @@ from signkd.tracking import is_main_process
 from signkd.training.augment import AugmentConfig
 from signkd.training.data import FeatureSource, Item, Vocabulary, load_items
 from signkd.training.loader import LoaderConfig
-from signkd.training.resume import resume_path
 from signkd.training.trainer import TrainConfig, TrainResult, evaluate
 
 MODELS_DIR = Path("models")
@@ -59,11 +58,6 @@ def load_splits(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], 
         )
         for split in splits
     }
-
-
-def checkpoint_path(stage: str, name: str) -> Path:
-    """The resumable training checkpoint of one training loop of a stage (see training/resume.py)."""
-    return resume_path(stage, name)
 
 
 def new_model(config: dict, seed: int) -> nn.Module:

@@ -60,8 +60,9 @@ class TorchBackend:
         device = next(self.model.parameters()).device
         result: list[np.ndarray] = []
         try:
-            loader = self.loader or LoaderConfig()
-            for batch in batches(list(items), self.batch_size, loader=LoaderConfig(workers=loader.workers)):
+            # the configured workers, but no bucketing: hypotheses come back in the items' order
+            workers = self.loader.workers if self.loader is not None else 0
+            for batch in batches(list(items), self.batch_size, loader=LoaderConfig(workers=workers)):
                 with torch.no_grad():
                     out = self.model(to_device(batch, device))
                 lp = out.seq_logits.log_softmax(-1).cpu().numpy()

@@ -8,22 +8,23 @@ broken data) end with one readable message and exit code 1, not a traceback.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from signkd.errors import InputError
-
-RESUME_DIR = "models/.resume"  # signkd.training.resume keeps end-of-epoch checkpoints there (not imported: it needs torch)
 from signkd.params import Params, load_params
 from signkd.seeding import set_seed, set_torch_threads
 from signkd.tracking import is_main_process, stage_run, write_stage_metrics
 
 StageBody = Callable[[Params], dict]
+# where training loops keep their end-of-epoch checkpoints, one folder per stage (signkd.training.resume);
+# defined here, torch-free, because every stage clears its folder when it succeeds
+RESUME_DIR = Path("models/.resume")
 
 
 class StageError(InputError, RuntimeError):
@@ -55,7 +56,7 @@ def run_stage(name: str, body: StageBody, params_path: str = "params.yaml") -> N
             if main:
                 write_stage_metrics(name, metrics)
                 # the stage is done: a forced rerun (`dvc repro -f`) must train again, not resume
-                shutil.rmtree(Path(RESUME_DIR) / name, ignore_errors=True)
+                shutil.rmtree(RESUME_DIR / name, ignore_errors=True)
     except _expected_errors() as err:
         print(f"\n[{name}] error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from signkd.experiment import checkpoint_path, train_config
+from signkd.experiment import train_config
 from signkd.models.checkpoint import build_model, freeze
 from signkd.params import Params
 from signkd.seeding import set_seed
 from signkd.training.data import Item, Vocabulary, targets_path, write_targets
 from signkd.training.kd import TEACHER_KEYS, attach_teacher_outputs
+from signkd.training.resume import resume_path
 from signkd.training.trainer import train
 
 TARGETS_DIR = "targets"  # one `<id>.safetensors` per training utterance
@@ -50,7 +51,7 @@ def out_of_fold_targets(params: Params, vocab: Vocabulary, train_items: list[Ite
         model = build_model(teacher_cfg)
         cfg = train_config(params, params.teacher)
         result = train(model, rest, dev_items, vocab, cfg, None, None, f"fold {k + 1}/{folds}",
-                       checkpoint_path("teacher_targets", f"fold{k + 1}of{folds}"))
+                       resume_path("teacher_targets", f"fold{k + 1}of{folds}"))
         attach_teacher_outputs(freeze(model), held, keep=("video", "keypoints", "flow"), store=store)
         dev_wers.append(result.best_dev_wer)
     return dev_wers

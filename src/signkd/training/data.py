@@ -110,6 +110,11 @@ class Item:
             return self.length
         return num_frames(self.tensors, self.id)
 
+    @property
+    def has_stored_targets(self) -> bool:
+        """Whether the item carries a teacher's stored outputs (frame-aligned: no speed change)."""
+        return self.targets is not None or any(k.startswith("t_") for k in self.tensors)
+
     def teacher_outputs(self) -> dict[str, torch.Tensor]:
         """Stored teacher outputs (`t_*`), from memory or from the targets folder."""
         held = {k: v for k, v in self.tensors.items() if k.startswith("t_")}

@@ -62,8 +62,7 @@ class BatchPlan:
         self.generator, self.sampler, self.bucket = generator, sampler, bucket
         self.augment = augment if augment is not None and augment.active else None
         self.rng = rng
-        # frame-aligned stored teacher targets (t_*) rule out a change of speed
-        self.temporal = not (items and (items[0].targets is not None or any(k.startswith("t_") for k in items[0].tensors)))
+        self.temporal = not (items and items[0].has_stored_targets)  # frame-aligned targets: no speed change
 
     def _order(self) -> list[int]:
         if self.sampler is not None:

@@ -27,10 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from signkd.stage import RESUME_DIR
+
 log = logging.getLogger(__name__)
 
-RESUME_DIR = Path("models/.resume")
 FORMAT_VERSION = 1
+
+
+def resume_dir(stage: str) -> Path:
+    """A stage's folder of resumable state (removed by `run_stage` when the stage succeeds)."""
+    return RESUME_DIR / stage
 
 
 def resume_path(stage: str, name: str) -> Path:
@@ -38,7 +44,7 @@ def resume_path(stage: str, name: str) -> Path:
     rank = int(os.environ.get("RANK", "0"))
     suffix = "" if rank == 0 else f".rank{rank}"
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-    return RESUME_DIR / stage / f"{safe}{suffix}.pt"
+    return resume_dir(stage) / f"{safe}{suffix}.pt"
 
 
 def fingerprint(*parts: object) -> str:
