@@ -30,7 +30,8 @@ test: $(STAMP)
 clean-data:
 	rm -rf data models mlflow.db mlartifacts
 
-# Multi-seed studies (three seeds each; about an hour each on 2 CPU cores; resumable).
+# Multi-seed studies (three seeds each; about an hour each on 2 CPU cores; resumable). The first one
+# also renders and extracts the studies' 700 extra test sentences (study_corpus, ~15 min, once).
 .PHONY: modality-study kd-ablation tune-study frame-stride-study
 modality-study: $(STAMP)
 	$(BIN)/dvc repro studies/dvc.yaml:modality_study

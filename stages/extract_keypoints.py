@@ -1,4 +1,5 @@
-"""Stage extract_keypoints: MediaPipe Holistic landmarks + visibility mask for every video.
+"""Stage extract_keypoints: MediaPipe landmarks + visibility mask for every video, by Holistic or,
+with `keypoints.backend: tasks`, by the Tasks landmarkers (their model files fetched first).
 
 Besides the per-video arrays it writes two figures into reports/extract_keypoints/: accuracy.png
 (detection rates and PCK against the renderer's ground truth, measured when the corpus has one,
@@ -36,7 +37,13 @@ def main(params: Params) -> dict:
     samples = [s for split in read_all(params.data.manifest_dir).values() for s in split]
     cfg = params.keypoints
     out_dir = Path(cfg.out_dir)
-    stats = extract_keypoints(samples, out_dir, workers=cfg.workers, on_error=cfg.on_error, max_gap=cfg.max_gap)
+    backend = None
+    if cfg.backend == "tasks":
+        from signkd.features.tasks_backend import start
+
+        backend = start(cfg.tasks.model_dump())  # fetches missing model files, checks pinned sha256s
+    stats = extract_keypoints(samples, out_dir, workers=cfg.workers, on_error=cfg.on_error, max_gap=cfg.max_gap,
+                              backend=backend)
     write_skip_report(REPORT_DIR, stats)  # ids and reasons of videos left out under on_error: skip
     # per-split rates (36 numbers) go to MLflow only: in metrics.json they would make `dvc exp show` unreadable
     log_metrics({k: v for k, v in flat_metrics(stats.pop("per_split", {}), "per_split_").items()

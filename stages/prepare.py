@@ -60,6 +60,8 @@ def main(params: Params) -> dict:
     options = {"annotations": data.custom.annotations} if data.dataset == "custom" else {}
     stats = prepare_from_raw(data.dataset, raw_root, Path(data.manifest_dir), **options)
     metrics.update(flat_metrics(stats))
+    metrics["videos"] = sum(stats["counts"].values())
+    metrics["frames"] = sum(f["total"] for f in stats["frames"].values())
     if data.dataset == "custom":
         samples = [s for split in read_all(data.manifest_dir).values() for s in split]
         keypoints = raw_root / data.custom.keypoints_dir if data.custom.keypoints_dir else None

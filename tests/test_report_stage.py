@@ -65,3 +65,17 @@ def test_a_stage_writes_metrics_with_its_wall_time(tmp_path, monkeypatch):
     run_stage("unit", lambda params: {"test_wer": 1.0})
     metrics = json.loads((tmp_path / "reports/unit/metrics.json").read_text())
     assert metrics["test_wer"] == 1.0 and metrics["wall_time_s"] >= 0
+
+
+def test_a_stage_ends_with_one_summary_line(tmp_path, monkeypatch, caplog):
+    """`dvc repro` reads as one line per stage: its wall time and what it made."""
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with caplog.at_level("INFO"):
+        run_stage("unit", lambda params: {"videos": 560, "frames": 24410, "frames_per_second": 36.04, "dataset": "synthetic",
+                                          "test_wer": 4.256, "method": "dis"})
+    done = [r.getMessage() for r in caplog.records if r.getMessage().startswith("done in")]
+    assert len(done) == 1
+    assert done[0].endswith(" s: 560 videos, 24,410 frames, 36.0 frames/s, test WER 4.26"), done[0]

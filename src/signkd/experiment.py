@@ -86,7 +86,18 @@ def preprocessing(params: Params, frame_stride: int = 1) -> dict:
         "frame_width": params.model.frame_width,
         "decode_method": params.decode.method,
         "beam_width": params.decode.beam_width,
+        **keypoint_backend(params),
     }
+
+
+def keypoint_backend(params: Params) -> dict:
+    """Which extractor made the keypoints; for tasks also each model file (path, url and sha256),
+    so that `recognize` runs that very model and refuses another."""
+    if params.keypoints.backend == "holistic":
+        return {"keypoint_backend": "holistic"}
+    from signkd.features.model_files import recorded
+
+    return {"keypoint_backend": "tasks", "keypoint_models": recorded(params.keypoints.tasks.model_dump())}
 
 
 def video_backbone(params: Params) -> dict:

@@ -83,11 +83,59 @@ class ValidateParams(_Strict):
     max_abs_flow: float = Field(gt=0.0)
 
 
+class TaskModelParams(_Strict):
+    """One MediaPipe Tasks model file (signkd.features.model_files): fetched from `url` to `path` when
+    the tasks backend starts and the file is missing. `path` "" = that part is not extracted."""
+
+    path: str = ""
+    url: str = ""
+    sha256: str = Field(default="", pattern=r"^([0-9a-fA-F]{64})?$")  # "" = computed, logged, to be pinned
+
+    @model_validator(mode="after")
+    def _local_path_http_url(self):
+        if "://" in self.path:
+            raise ValueError(f"path is where the .task file lives on this machine, not a URL (got {self.path!r}); "
+                             "put the address in url")
+        scheme, sep, rest = self.url.partition("://")
+        if self.url and (not sep or scheme.lower() not in ("http", "https") or not rest.split("/")[0]):
+            raise ValueError(f"url must be an http:// or https:// address (the model file is fetched over HTTP), "
+                             f"got {self.url!r}")
+        return self
+
+
+_MODELS_URL = "https://storage.googleapis.com/mediapipe-models"
+
+
+class TasksParams(_Strict):
+    """keypoints.backend tasks: one landmarker per part."""
+
+    hand: TaskModelParams = TaskModelParams(
+        path="models/mediapipe/hand_landmarker.task",
+        url=f"{_MODELS_URL}/hand_landmarker/hand_landmarker/float16/1/hand_landmarker.task")
+    pose: TaskModelParams = TaskModelParams(
+        path="models/mediapipe/pose_landmarker_full.task",
+        url=f"{_MODELS_URL}/pose_landmarker/pose_landmarker_full/float16/1/pose_landmarker_full.task")
+    face: TaskModelParams = TaskModelParams(
+        path="models/mediapipe/face_landmarker.task",
+        url=f"{_MODELS_URL}/face_landmarker/face_landmarker/float16/1/face_landmarker.task")
+
+
 class KeypointParams(_Strict):
     out_dir: str
     workers: int = Field(ge=1, le=256)
     on_error: Literal["fail", "skip"]
     max_gap: int = Field(ge=0, le=100)
+    # holistic: the legacy Holistic solution (mediapipe <= 0.10.21); tasks: the Tasks landmarkers
+    # (signkd.features.tasks_backend), the only API of mediapipe >= 0.10.30
+    backend: Literal["holistic", "tasks"] = "holistic"
+    tasks: TasksParams = TasksParams()
+
+    @model_validator(mode="after")
+    def _tasks_extract_something(self):
+        if self.backend == "tasks" and not any(m.path for m in (self.tasks.hand, self.tasks.pose, self.tasks.face)):
+            raise ValueError("backend tasks with every keypoints.tasks.<part>.path empty would extract nothing; "
+                             "set at least one path")
+        return self
 
 
 class FlowParams(_Strict):
@@ -265,6 +313,12 @@ class CorrectParams(_Strict):
     translate_lr: float = Field(default=0.003, gt=0.0, le=1.0)
 
 
+class StudyParams(_Strict):
+    # synthetic test sentences num_test, num_test + 1, ... rendered for the multi-seed studies only
+    # (signkd.studies.corpus): with the default 300, 1,000 test sentences, ~3,500 tokens
+    extra_test: int = Field(default=700, ge=0, le=100_000)
+
+
 class Params(_Strict):
     seed: int = Field(ge=0, le=2**32 - 1)  # NumPy's seed range: a larger one fails in `prepare`, after DVC deleted outputs
     data: DataParams
@@ -281,6 +335,7 @@ class Params(_Strict):
     decode: DecodeParams
     quantize: QuantizeParams
     correct: CorrectParams
+    study: StudyParams = StudyParams()
 
 
 class ParamsError(InputError, ValueError):

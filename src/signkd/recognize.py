@@ -195,6 +195,7 @@ def recognize(
     threads: int = 1,
 ) -> Recognition:
     from signkd.features.keypoints import keypoints_for_video
+    from signkd.features.tasks_backend import backend_for_record
     from signkd.features.workers import quiet_native_logs
 
     video = Path(video)
@@ -205,11 +206,12 @@ def recognize(
     if not video.exists():
         raise RecognizeError(f"{video} does not exist: give a video file (.mp4, .avi, .webm) or a folder of frame images")
     _check_video_input(video)
+    keypoint_backend = backend_for_record(prep)  # None (Holistic) unless trained on tasks keypoints: then its models
 
     with clock.step("keypoints"):
         with quiet_native_logs():  # MediaPipe/TFLite info and warning lines are not the user's business
             arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]),
-                                         frame_stride=int(prep.get("frame_stride", 1)))
+                                         frame_stride=int(prep.get("frame_stride", 1)), backend=keypoint_backend)
     frames = int(len(arrays["mask"]))
     if frames // DOWNSAMPLE < 1:
         raise RecognizeError(f"{video}: too short ({frames} frames); the model needs at least {DOWNSAMPLE}")

@@ -26,6 +26,27 @@ StageBody = Callable[[Params], dict]
 # defined here, torch-free, because every stage clears its folder when it succeeds
 RESUME_DIR = Path("models/.resume")
 
+# What the one-line "done" summary shows of a stage's metrics, where present, in this order; a
+# `dvc repro` then reads as one line per stage with its wall time and what it produced.
+SUMMARY_FIELDS = (
+    ("videos", "{:,} videos"), ("processed", "{:,} processed"), ("cached", "{:,} cached"), ("frames", "{:,} frames"),
+    ("frames_per_second", "{:,.1f} frames/s"), ("num_samples", "{:,} samples checked"), ("num_failed", "{} failed"),
+    ("best_epoch", "best epoch {}"), ("dev_wer", "dev WER {:.2f}"), ("test_wer", "test WER {:.2f}"),
+    ("n_complete", "{} trials complete"), ("n_pruned", "{} pruned"), ("best_dev_wer", "best dev WER {:.2f}"),
+    ("dev_wer_after", "corrected dev WER {:.2f}"), ("test_wer_after", "corrected test WER {:.2f}"),
+    ("model_size_mb", "{:.2f} MB"),
+)
+
+
+def summary_line(metrics: dict) -> str:
+    """`metrics` in a few words, e.g. "560 videos, 24,410 frames, 36.1 frames/s"."""
+    parts = []
+    for key, template in SUMMARY_FIELDS:
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            parts.append(template.format(value))
+    return ", ".join(parts)
+
 
 class StageError(InputError, RuntimeError):
     """A stage cannot proceed; the message says what is wrong and how to fix it."""
@@ -60,4 +81,5 @@ def run_stage(name: str, body: StageBody, params_path: str = "params.yaml") -> N
     except _expected_errors() as err:
         print(f"\n[{name}] error: {err}", file=sys.stderr)
         sys.exit(1)
-    logging.getLogger(name).info("done in %.1f s", metrics["wall_time_s"])
+    summary = summary_line(metrics) if main else ""
+    logging.getLogger(name).info("done in %.1f s%s", metrics["wall_time_s"], f": {summary}" if summary else "")

@@ -33,18 +33,23 @@ _PHOENIX_HINT = f"unpack the official archive there or point the raw root at the
 
 def read_phoenix2014t(root: str | os.PathLike) -> dict[str, list[Sample]]:
     """Read Phoenix-2014T (`root` is the `PHOENIX-2014-T` folder or any folder up to two levels above)."""
-    base = find_root(Path(root), ANNOTATIONS_SUBDIR / "PHOENIX-2014-T.train.corpus.csv", "Phoenix-2014T",
-                     hint=_PHOENIX_HINT)
-    out = {}
-    for split in SPLITS:
-        ann = base / ANNOTATIONS_SUBDIR / f"PHOENIX-2014-T.{split}.corpus.csv"
-        rows = read_annotation(ann, COLUMNS_2014T)
-        out[split] = _to_samples(
-            rows, ann, split, base,
-            id_col="name", pattern_col="video", signer_col="speaker", gloss_col="orth",
-            translation_col="translation",
-        )
-    return out
+    base = find_root(Path(root), _annotation_2014t("train"), "Phoenix-2014T", hint=_PHOENIX_HINT)
+    return {split: _read_2014t_split(base, split) for split in SPLITS}
+
+
+def read_phoenix2014t_split(root: str | os.PathLike, split: str) -> list[Sample]:
+    """One split of a Phoenix-2014T layout (the studies' extra test set has no other split)."""
+    return _read_2014t_split(find_root(Path(root), _annotation_2014t(split), "Phoenix-2014T", hint=_PHOENIX_HINT), split)
+
+
+def _annotation_2014t(split: str) -> Path:
+    return ANNOTATIONS_SUBDIR / f"PHOENIX-2014-T.{split}.corpus.csv"
+
+
+def _read_2014t_split(base: Path, split: str) -> list[Sample]:
+    ann = base / _annotation_2014t(split)
+    return _to_samples(read_annotation(ann, COLUMNS_2014T), ann, split, base, id_col="name", pattern_col="video",
+                       signer_col="speaker", gloss_col="orth", translation_col="translation")
 
 
 def read_phoenix2014(root: str | os.PathLike) -> dict[str, list[Sample]]:

@@ -40,6 +40,7 @@ from signkd.data.render import (
     RenderParams,
     Signer,
     make_signer,
+    plan_motion,
     render_video,
 )
 from signkd.data.signs import lexicon_description, minimal_pairs, vocabulary
@@ -74,7 +75,7 @@ def video_name(split: str, index: int) -> str:
     return f"synth_{split}_{index:05d}"
 
 
-def _check_args(seed, sizes: dict[str, int], num_signers, min_signs, max_signs, height, width) -> None:
+def check_render_args(seed, sizes: dict[str, int], num_signers, min_signs, max_signs, height, width) -> None:
     def is_int(v) -> bool:
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
@@ -142,7 +143,7 @@ def make_signers(seed: int, num_signers: int) -> list[Signer]:
     return [make_signer(i, np.random.default_rng([seed, _SEED_SIGNER, i])) for i in range(num_signers)]
 
 
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+def write_annotation_csv(path: Path, rows: list[dict[str, str]]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, delimiter="|", lineterminator="\n")
     writer.writeheader()
@@ -160,7 +161,7 @@ def _write_frames(folder: Path, frames: list[np.ndarray]) -> None:
 
 
 @dataclass(frozen=True)
-class _Job:
+class RenderJob:
     """Everything needed to render one video, so that any process can do it."""
 
     root: Path
@@ -172,7 +173,7 @@ class _Job:
     params: RenderParams
 
 
-def _render_job(job: _Job) -> int:
+def _render_job(job: RenderJob) -> int:
     """Render one video and write its frames and ground truth; returns its frame count."""
     rng = video_rng(job.seed, job.split, job.index)
     video = render_video(job.glosses, job.signer, rng, job.params)
@@ -192,14 +193,34 @@ def _render_job(job: _Job) -> int:
     return len(video.frames)
 
 
-def _run_jobs(jobs: list[_Job], workers: int, bar: tqdm) -> list[int]:
+def split_jobs(root: Path, seed: int, split: str, indices, sentences: list[Sentence], pool: list[Signer],
+                params: RenderParams) -> tuple[list[RenderJob], list[dict[str, str]]]:
+    """Render jobs and annotation rows of videos `indices` of `split`; `sentences` are the split's
+    sentences from index 0 (signers go round-robin over `pool` by index, so video i is the same
+    whichever call renders it)."""
+    jobs, rows = [], []
+    for i in indices:
+        sentence, signer, name = sentences[i], pool[i % len(pool)], video_name(split, i)
+        jobs.append(RenderJob(root, split, i, seed, sentence.glosses, signer, params))
+        rows.append({"name": name, "video": f"{name}/1/*.png", "start": "-1", "end": "-1", "speaker": signer.id,
+                     "orth": " ".join(sentence.glosses), "translation": sentence.translation})
+    return jobs, rows
+
+
+def planned_frames(job: RenderJob) -> int:
+    """The frame count `_render_job` will produce, from the motion plan alone (milliseconds, where
+    rendering takes a second): what the progress bar counts, so its ETA is in frames."""
+    return len(plan_motion(list(job.glosses), job.signer, video_rng(job.seed, job.split, job.index)).states)
+
+
+def _run_jobs(jobs: list[RenderJob], workers: int, bar: tqdm) -> list[int]:
     """Frame counts of all jobs, in job order. Each video has its own seed, so running them in
     parallel changes nothing in the output."""
     if workers <= 1 or len(jobs) <= 1:
         counts = []
         for job in jobs:
             counts.append(_render_job(job))
-            bar.update(1)
+            bar.update(counts[-1])
         return counts
     # spawn, not fork: the parent may hold threads (torch, mediapipe) that fork would copy broken
     context = multiprocessing.get_context("spawn")
@@ -208,8 +229,15 @@ def _run_jobs(jobs: list[_Job], workers: int, bar: tqdm) -> list[int]:
         counts = [0] * len(jobs)
         for future in as_completed(futures):
             counts[futures[future]] = future.result()
-            bar.update(1)
+            bar.update(counts[futures[future]])
         return counts
+
+
+def render_jobs(jobs: list[RenderJob], workers: int, progress: bool) -> list[int]:
+    """Frame counts of all jobs; the bar counts frames (videos differ up to 3x in length)."""
+    total = sum(planned_frames(job) for job in jobs) if progress else 0
+    with tqdm(total=total, desc="render", unit="frame", unit_scale=True, disable=not progress) as bar:
+        return _run_jobs(jobs, workers, bar)
 
 
 def _single_threaded_opencv() -> None:
@@ -273,7 +301,7 @@ def render_corpus(
     needs the usual `if __name__ == "__main__":` guard.
     """
     sizes = {"num_train": num_train, "num_dev": num_dev, "num_test": num_test}
-    _check_args(seed, sizes, num_signers, min_signs, max_signs, height, width)
+    check_render_args(seed, sizes, num_signers, min_signs, max_signs, height, width)
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
     pools = split_signers(split_mode, test_signer, num_signers)
@@ -282,32 +310,19 @@ def render_corpus(
     signers = make_signers(seed, num_signers)
     counts = dict(zip(SPLITS, (num_train, num_dev, num_test)))
     started = time.perf_counter()
-    jobs: list[_Job] = []
+    jobs: list[RenderJob] = []
     rows: dict[str, list[dict[str, str]]] = {}
     with atomic_dir(out_root) as tmp:
         for split in SPLITS:
-            rows[split] = []
-            for i, sentence in enumerate(split_sentences(seed, split, counts[split], min_signs, max_signs)):
-                signer = signers[pools[split][i % len(pools[split])]]
-                jobs.append(_Job(tmp, split, i, seed, sentence.glosses, signer, params))
-                name = video_name(split, i)
-                rows[split].append(
-                    {
-                        "name": name,
-                        "video": f"{name}/1/*.png",
-                        "start": "-1",
-                        "end": "-1",
-                        "speaker": signer.id,
-                        "orth": " ".join(sentence.glosses),
-                        "translation": sentence.translation,
-                    }
-                )
+            sentences = split_sentences(seed, split, counts[split], min_signs, max_signs)
+            new_jobs, rows[split] = split_jobs(tmp, seed, split, range(counts[split]), sentences,
+                                               [signers[i] for i in pools[split]], params)
+            jobs += new_jobs
         workers = default_workers() if workers is None else workers
-        with tqdm(total=len(jobs), desc="render", unit="video", disable=not progress) as bar:
-            frame_counts = _run_jobs(jobs, workers, bar)
+        frame_counts = render_jobs(jobs, workers, progress)
         split_stats: dict[str, dict] = {}
         for split in SPLITS:
-            _write_csv(annotation_path(tmp, split), rows[split])
+            write_annotation_csv(annotation_path(tmp, split), rows[split])
             split_stats[split] = {
                 "videos": counts[split],
                 "frames": sum(n for job, n in zip(jobs, frame_counts) if job.split == split),

@@ -11,7 +11,8 @@ short gap between two detections was filled, see `interpolate_gaps`), `max_gap` 
 setting that produced `interpolated`) and `frame_size` int32 [2] (height, width) so that
 normalisation can undo the image's aspect ratio. Joints neither detected nor interpolated are
 zeros, never NaN. Models read `filled_mask` (detected or interpolated); accuracy is measured on
-`mask` alone.
+`mask` alone. With `keypoints.backend: tasks`, MediaPipe's Tasks landmarkers write the same arrays
+(`signkd.features.tasks_backend`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -28,6 +29,9 @@ from signkd.data.manifest import Sample
 from signkd.features.frames import iter_frames
 from signkd.features.parallel import run_per_video
 from signkd.io import load_npz
+
+if TYPE_CHECKING:  # the tasks backend imports this module: at run time it is imported where used
+    from signkd.features.tasks_backend import TasksBackend
 
 # MediaPipe Pose indices: nose, shoulders, elbows, wrists, hips.
 POSE_INDICES = (0, 11, 12, 13, 14, 15, 16, 23, 24)
@@ -88,11 +92,17 @@ def _import_mediapipe():
     return mp
 
 
-def extractor_settings(extractor: "KeypointExtractor | None" = None) -> dict:
+def extractor_settings(extractor: "KeypointExtractor | None" = None, backend: "TasksBackend | None" = None) -> dict:
     """Everything that decides the stored arrays besides the frames (max_gap excepted: a cached
-    video is re-filled under a new max_gap without MediaPipe); the cache key of every output."""
+    video is re-filled under a new max_gap without MediaPipe); the cache key of every output.
+
+    `backend` None is Holistic, whose dict is the one every existing output was keyed by (its
+    `extractor` names the backend; a new key would re-extract them all); the tasks backend's names
+    itself and each model file's sha256 (`TasksBackend.settings`)."""
     from importlib.metadata import PackageNotFoundError, version
 
+    if backend is not None:
+        return backend.settings()
     extractor = extractor or KeypointExtractor()
     try:
         mediapipe_version = version("mediapipe")
@@ -260,12 +270,14 @@ def _with_gaps_filled(arrays: dict[str, np.ndarray], max_gap: int) -> dict[str, 
                      "max_gap": np.asarray(max_gap, np.int32)}
 
 
-def keypoints_for_video(source: str | Path, *, max_gap: int = DEFAULT_MAX_GAP, frame_stride: int = 1) -> dict[str, np.ndarray]:
+def keypoints_for_video(source: str | Path, *, max_gap: int = DEFAULT_MAX_GAP, frame_stride: int = 1,
+                        backend: "TasksBackend | None" = None) -> dict[str, np.ndarray]:
     """Arrays stored for one video (see the module docstring); also what `recognize` runs.
 
     With `frame_stride` n > 1, MediaPipe (nearly all of `recognize`'s time) runs on every n-th
     frame only; the others get no detections and are filled like gaps (`strided_max_gap`), so the
-    arrays keep one row per frame. A student trained on `thinned(stored arrays, n)` expects this."""
+    arrays keep one row per frame. A student trained on `thinned(stored arrays, n)` expects this.
+    `backend`: None = Holistic, else the Tasks landmarkers (`signkd.features.tasks_backend`)."""
     size: list[int] = []
     total = [0]
 
@@ -275,7 +287,13 @@ def keypoints_for_video(source: str | Path, *, max_gap: int = DEFAULT_MAX_GAP, f
             if i % frame_stride == 0:
                 yield frame
 
-    found, found_mask = KeypointExtractor().extract(every_nth())
+    if backend is None:
+        extractor = KeypointExtractor()
+    else:
+        from signkd.features.tasks_backend import TasksExtractor
+
+        extractor = TasksExtractor(backend)
+    found, found_mask = extractor.extract(every_nth())
     landmarks = np.zeros((total[0], *found.shape[1:]), np.float32)
     mask = np.zeros((total[0], *found_mask.shape[1:]), bool)
     landmarks[::frame_stride], mask[::frame_stride] = found, found_mask
@@ -346,6 +364,7 @@ def extract_keypoints(
     on_error: str = "fail",
     max_gap: int = DEFAULT_MAX_GAP,
     progress: bool = True,
+    backend: "TasksBackend | None" = None,
 ) -> dict:
     """Write `out_dir/{id}.npz` per video and return stats. Resumes: a video's output made from the
     same frames under the same `extractor_settings()` is kept (re-filled when only max_gap changed);
@@ -356,12 +375,14 @@ def extract_keypoints(
     detection_rate per part (fraction of frames with that part detected, over all videos with
     output), interpolated_rate per part (fraction of frames where only gap filling supplies it),
     per_split rates when samples come from several splits, and frames_per_second of this run's
-    processing.
+    processing. `backend`: None = Holistic; a started `TasksBackend` adds which parts it extracted
+    and each model's sha256 (`TasksBackend.metrics`).
     """
     _check_max_gap(max_gap)  # before any worker starts
-    report = run_per_video(samples, out_dir, functools.partial(keypoints_for_video, max_gap=max_gap),
+    report = run_per_video(samples, out_dir, functools.partial(keypoints_for_video, max_gap=max_gap, backend=backend),
                            functools.partial(_summarize_keypoints, max_gap=max_gap),
-                           refresh=functools.partial(_refresh_gaps, max_gap=max_gap), settings=extractor_settings(),
+                           refresh=functools.partial(_refresh_gaps, max_gap=max_gap),
+                           settings=extractor_settings(backend=backend),
                            workers=workers, on_error=on_error, progress=progress, desc="keypoints")
     stats = report.base_stats() | _rates([r.summary for r in report.done])
     processed_frames = sum(r.summary["frames"] for r in report.with_status("processed"))
@@ -372,5 +393,5 @@ def extract_keypoints(
         for split in splits:
             summaries = [r.summary for r in report.done if r.split == split]
             stats["per_split"][split] = {"videos": len(summaries)} | _rates(summaries)
-    return stats
+    return stats if backend is None else stats | backend.metrics()
 

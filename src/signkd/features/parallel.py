@@ -251,8 +251,11 @@ def run_per_video(
                 tasks.append((i, sample.id, sample.frames_dir, path, compute, summarize, settings_text))
         start = time.perf_counter()  # the time spent on videos not cached
         with quiet_native_logs(quiet and bool(tasks)) as terminal:
+            # the bar counts frames (the manifest's counts), so its ETA holds when video lengths vary
+            todo = sum(samples[task[0]].num_frames for task in tasks)
+            total = sum(s.num_frames for s in samples)
             _collect(tasks, samples, results, index, workers=workers, on_error=on_error, desc=desc,
-                     bar=tqdm(total=len(samples), initial=len(samples) - len(tasks), desc=desc, unit="video",
+                     bar=tqdm(total=total, initial=total - todo, desc=desc, unit="frame", unit_scale=True,
                               disable=not progress, dynamic_ncols=True, file=terminal))
     finally:
         index.save(samples)
@@ -280,7 +283,7 @@ def _collect(tasks: list[tuple], samples: list[Sample], results: list, index: So
                     index.record(sample, stat, sha1)
                     results[i] = VideoResult(sample.id, sample.split, sample.frames_dir, "processed",
                                              summary, seconds=seconds)
-                bar.update(1)
+                bar.update(sample.num_frames)
     finally:
         bar.close()
 

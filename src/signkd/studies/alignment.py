@@ -22,9 +22,13 @@ STUDY_DIR = Path("models/studies/kd_ablation")
 
 def gloss_spans(params: Params, video_id: str) -> np.ndarray | None:
     from signkd.data.synthetic import ground_truth_path
+    from signkd.studies.corpus import ground_truth_roots
 
-    path = ground_truth_path(Path(params.data.raw_dir) / "synthetic", video_id)
-    return load_npz(path)["gloss_spans"] if path.is_file() else None
+    for root in ground_truth_roots(params):
+        path = ground_truth_path(root, video_id)
+        if path.is_file():
+            return load_npz(path)["gloss_spans"]
+    return None
 
 
 def alignment_figure(params: Params, seed: int, out: Path) -> Path | None:

@@ -16,12 +16,15 @@ from typing import Callable
 
 import numpy as np
 
+from signkd.data.manifest import manifest_path, read_manifest
+from signkd.data.synthetic import video_name
 from signkd.errors import InputError
-from signkd.experiment import load_splits
+from signkd.experiment import feature_source, load_splits
 from signkd.io import write_json
 from signkd.params import Params
 from signkd.scoring import BOOTSTRAP_RESAMPLES, CI_LEVEL, utterance_counts
-from signkd.training.data import Item, Vocabulary
+from signkd.studies import corpus
+from signkd.training.data import Item, Vocabulary, load_items
 
 ALL_INPUTS = ("video", "keypoints", "flow")
 
@@ -41,17 +44,41 @@ def only(items: list[Item], modalities: tuple[str, ...]) -> list[Item]:
 
 
 def load_all(params: Params, vocab: Vocabulary) -> dict[str, list[Item]]:
-    """Every split's items with every input, shared by the teachers and students of a study (each
-    reads only the modalities it needs, per batch: see `only`)."""
+    """Every split's items with every input, test including the studies' extra sentences, shared by
+    the teachers and students of a study (each reads only the modalities it needs, per batch: see `only`)."""
     if params.student.frame_stride != 1:
         raise InputError(f"student.frame_stride is {params.student.frame_stride}: the studies share one "
                          "every-frame load between teachers and students; run them with student.frame_stride: 1")
-    return load_splits(params, vocab, ALL_INPUTS)
+    return study_splits(params, vocab, ALL_INPUTS)
+
+
+def extension_items(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], *, student: bool = False) -> list[Item]:
+    """The extension's test items (features read from data/study/), checked against the params."""
+    corpus.check_synthetic(params)
+    expected = [video_name("test", i) for i in range(params.data.synthetic.num_test,
+                                                      params.data.synthetic.num_test + params.study.extra_test)]
+    path = manifest_path(corpus.MANIFEST, "test")
+    samples = read_manifest(corpus.MANIFEST, "test") if path.is_file() else None
+    if samples is None or [s.id for s in samples] != expected:
+        state = "is missing" if samples is None else "was made for other settings"
+        raise InputError(f"the studies' extra test set ({path}) {state}: run `dvc repro studies/dvc.yaml:{corpus.STAGE}` "
+                         f"(the make targets of the studies do)")
+    study = params.model_copy(update={"keypoints": params.keypoints.model_copy(update={"out_dir": str(corpus.KEYPOINTS)}),
+                                      "flow": params.flow.model_copy(update={"out_dir": str(corpus.FLOW)})})
+    stride = params.student.frame_stride if student else 1
+    return load_items(samples, vocab, feature_source(study, stride), modalities, train=False, desc="load study test")
+
+
+def study_splits(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], *, student: bool = False) -> dict[str, list[Item]]:
+    """train, dev and test as the studies see them: test = the default test set + the extension."""
+    items = load_splits(params, vocab, modalities, student=student)
+    items["test"] = items["test"] + extension_items(params, vocab, modalities, student=student)
+    return items
 
 
 # The params sections that shape each kind of run (a run is keyed on these only, so that changing
 # e.g. the distillation settings does not retrain the single-stream teachers of the modality study).
-_INPUTS = ("data", "keypoints", "flow", "model", "augment", "decode")
+_INPUTS = ("data", "study", "keypoints", "flow", "model", "augment", "decode")
 TEACHER_SECTIONS = _INPUTS + ("teacher",)
 STUDENT_SECTIONS = _INPUTS + ("student",)
 KD_SECTIONS = _INPUTS + ("teacher", "student", "kd")

@@ -22,11 +22,12 @@ import argparse
 from pathlib import Path
 
 from signkd.experiment import (
-    decoding, keypoint_dim, load_splits, new_model, scoring_clean, student_config, train_config, vocabulary,
+    decoding, keypoint_dim, new_model, scoring_clean, student_config, train_config, vocabulary,
 )
 from signkd.io import write_json, write_text
 from signkd.params import Params, load_params
 from signkd.studies.common import STUDENT_SECTIONS, cached, markdown_table, run_key, summarize, test_record, with_updates
+from signkd.studies.common import study_splits
 from signkd.training.trainer import evaluate, train
 
 STUDY_DIR = Path("models/studies/frame_stride")
@@ -39,7 +40,7 @@ def train_one(params: Params, export_to: Path | None) -> dict:
     from signkd.training.data import collate
 
     vocab = vocabulary(params)
-    items = load_splits(params, vocab, ("keypoints",), student=True)
+    items = study_splits(params, vocab, ("keypoints",), student=True)
     config = student_config(params, keypoint_dim(params), vocab)
     model = new_model(config, params.seed)
     result = train(model, items["train"], items["dev"], vocab, train_config(params, params.student), None, None,
