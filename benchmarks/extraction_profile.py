@@ -7,7 +7,7 @@ Usage (after `dvc repro prepare`, on a quiet machine; ~10 min on 2 cores):
 1. One Holistic call, taken apart, in one process: graph start-up per video, PNG decoding, colour
    conversion, the graph itself, copying the results into arrays, graph shut-down; plus the sha1
    of the frames the cache takes. Milliseconds per frame and shares.
-2. End to end, `extract_keypoints` (the stage's code: workers, cache, saving) with 1 and 2 workers.
+2. End to end, `extract_keypoints` (the stage's code: workers, cache, saving) with 1, 2 and 3 workers.
 3. Two ideas that would change the stored landmarks, checked against the renderer's ground truth
    before anyone adopts them: (a) reusing the landmarks of frames that barely differ from the
    previous one (how many frames would qualify), (b) running Holistic at half the corpus's native
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
     figures: dict = {"videos": len(samples), "frames": sum(s.num_frames for s in samples)}
     figures |= breakdown(samples)
     with tempfile.TemporaryDirectory(prefix="signkd-profile-") as tmp:
-        figures |= end_to_end(samples, Path(tmp), (1, 2))
+        figures |= end_to_end(samples, Path(tmp), (1, 2, 3))
         figures |= still_frames(samples)
         figures |= half_resolution(samples, Path(tmp), args.raw_root / "ground_truth")
     write_json(args.json, figures)

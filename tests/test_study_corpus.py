@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from signkd.data.manifest import write_manifest
+from signkd.data.manifest import SPLITS, write_manifest
 from signkd.data.phoenix import read_phoenix2014t_split
 from signkd.data.registry import prepare_from_raw
 from signkd.data.render import RenderParams
@@ -21,38 +22,41 @@ from signkd.data.synthetic import (
     split_sentences,
 )
 from signkd.errors import InputError
-from signkd.experiment import vocabulary
 from signkd.io import load_npz
-from signkd.params import load_params
-from signkd.studies.common import study_splits
-from signkd.studies.corpus import MANIFEST, render_test_extension
+from signkd.studies.common import study_splits, study_vocabulary
+from signkd.studies.corpus import MANIFEST, render_extension, study_params
 from tests.tiny_workspace import write_params
 
 SETTINGS = dict(num_signers=3, min_signs=1, max_signs=2, height=130, width=105)
-SEED, DEFAULT_TEST, EXTRA = 5, 2, 3
+SEED = 5
+DEFAULT = {"train": 2, "dev": 1, "test": 2}  # params.yaml's corpus
+STUDY = {"train": 3, "dev": 2, "test": 5}    # the profile's
 
 
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory) -> dict[str, Path]:
-    """The default corpus (2 test videos) with a 3-video extension, and one corpus of 5 test videos."""
+    """The default corpus with the study's extension (rendered apart), and one corpus of the study's size."""
     root = tmp_path_factory.mktemp("study")
-    out = {"default": root / "ws" / "data" / "raw" / "synthetic", "extension": root / "ws" / "data" / "study" / "raw" / "synthetic",
+    ws = root / "ws"
+    out = {"default": ws / "data" / "raw" / "synthetic", "extension": ws / "data" / "study" / "raw" / "synthetic",
            "big": root / "big"}
-    render_corpus(out["default"], seed=SEED, num_train=2, num_dev=1, num_test=DEFAULT_TEST, progress=False, workers=1, **SETTINGS)
-    render_test_extension(out["extension"], seed=SEED, first=DEFAULT_TEST, count=EXTRA, progress=False, workers=2, **SETTINGS)
-    render_corpus(out["big"], seed=SEED, num_train=2, num_dev=1, num_test=DEFAULT_TEST + EXTRA, progress=False, workers=1,
-                  **SETTINGS)
+    sizes = lambda n: {f"num_{split}": count for split, count in n.items()}  # noqa: E731
+    render_corpus(out["default"], seed=SEED, progress=False, workers=1, **sizes(DEFAULT), **SETTINGS)
+    render_extension(out["extension"], seed=SEED, ranges={s: range(DEFAULT[s], STUDY[s]) for s in SPLITS},
+                     progress=False, workers=2, **SETTINGS)
+    render_corpus(out["big"], seed=SEED, progress=False, workers=1, **sizes(STUDY), **SETTINGS)
     return out
 
 
-def test_extension_is_frame_for_frame_the_larger_test_split(corpora):
-    extension = read_phoenix2014t_split(corpora["extension"], "test")
-    big = read_phoenix2014t_split(corpora["big"], "test")[DEFAULT_TEST:]
-    assert [s.id for s in extension] == [s.id for s in big] == [f"synth_test_{i:05d}" for i in range(2, 5)]
+@pytest.mark.parametrize("split", SPLITS)
+def test_extension_is_frame_for_frame_the_larger_split(corpora, split):
+    extension = read_phoenix2014t_split(corpora["extension"], split)
+    big = read_phoenix2014t_split(corpora["big"], split)[DEFAULT[split]:]
+    assert [s.id for s in extension] == [s.id for s in big] == [f"synth_{split}_{i:05d}" for i in range(DEFAULT[split], STUDY[split])]
     for ours, theirs in zip(extension, big):
         assert (ours.glosses, ours.signer, ours.translation, ours.num_frames) == \
             (theirs.glosses, theirs.signer, theirs.translation, theirs.num_frames)
-        a, b = frames_path(corpora["extension"], "test", ours.id), frames_path(corpora["big"], "test", ours.id)
+        a, b = frames_path(corpora["extension"], split, ours.id), frames_path(corpora["big"], split, ours.id)
         assert [p.read_bytes() for p in sorted(a.iterdir())] == [p.read_bytes() for p in sorted(b.iterdir())]
         truth_a, truth_b = load_npz(ground_truth_path(corpora["extension"], ours.id)), load_npz(ground_truth_path(corpora["big"], ours.id))
         assert truth_a.keys() == truth_b.keys()
@@ -63,7 +67,7 @@ def test_extension_is_frame_for_frame_the_larger_test_split(corpora):
 def test_progress_counts_the_frames_a_video_will_have(corpora):
     """The render bar's total is planned before rendering; it must be each video's real length."""
     signers = make_signers(SEED, SETTINGS["num_signers"])
-    sentences = split_sentences(SEED, "test", DEFAULT_TEST + EXTRA, SETTINGS["min_signs"], SETTINGS["max_signs"])
+    sentences = split_sentences(SEED, "test", STUDY["test"], SETTINGS["min_signs"], SETTINGS["max_signs"])
     lengths = []
     for i, sentence in enumerate(sentences):
         job = RenderJob(Path("."), "test", i, SEED, sentence.glosses, signers[i % 3], RenderParams(height=130, width=105))
@@ -73,21 +77,34 @@ def test_progress_counts_the_frames_a_video_will_have(corpora):
     assert len(set(lengths)) > 1  # videos differ in length: counting videos would mislead the ETA
 
 
-def test_studies_test_on_the_default_test_set_then_the_extension(corpora, monkeypatch):
+def _workspace(corpora, study_test: int) -> Path:
     workspace = corpora["default"].parents[2]
-    overrides = {"seed": SEED, "data": {"synthetic": {"num_train": 2, "num_dev": 1, "num_test": DEFAULT_TEST, **SETTINGS}},
-                 "study": {"extra_test": EXTRA}}
-    write_params(workspace, overrides)
+    syn = {f"num_{s}": n for s, n in DEFAULT.items()} | SETTINGS
+    write_params(workspace, {"seed": SEED, "data": {"synthetic": syn}})
+    (workspace / "params").mkdir(exist_ok=True)
+    study = {f"num_{s}": n for s, n in STUDY.items()} | {"num_test": study_test}
+    (workspace / "params" / "study.yaml").write_text(yaml.safe_dump({"data": {"synthetic": study}}))
+    return workspace
+
+
+def test_studies_run_on_the_default_videos_then_the_extension(corpora, monkeypatch):
+    workspace = _workspace(corpora, STUDY["test"])
     monkeypatch.chdir(workspace)
     prepare_from_raw("synthetic", corpora["default"].relative_to(workspace), "data/manifest")
-    write_manifest(MANIFEST, "test", read_phoenix2014t_split(corpora["extension"].relative_to(workspace), "test"))
-    params = load_params("params.yaml")
-    items = study_splits(params, vocabulary(params), ("video",))
-    assert [it.id for it in items["test"]] == [f"synth_test_{i:05d}" for i in range(5)]
-    assert [it.id for it in items["dev"]] == ["synth_dev_00000"]
+    for split in SPLITS:
+        write_manifest(MANIFEST, split, read_phoenix2014t_split(corpora["extension"].relative_to(workspace), split))
+    params = study_params()
+    assert (params.data.synthetic.num_train, params.data.synthetic.num_test) == (STUDY["train"], STUDY["test"])
+    vocab = study_vocabulary(params)
+    big_train = read_phoenix2014t_split(corpora["big"], "train")
+    assert vocab.glosses == sorted({g for s in big_train for g in s.glosses})  # prepare's rule on the big corpus
+    items = study_splits(params, vocab, ("video",))
+    for split in SPLITS:
+        assert [it.id for it in items[split]] == [f"synth_{split}_{i:05d}" for i in range(STUDY[split])]
+    assert items["test"][-1].frames_dir.startswith(str(Path("data/study")))  # read where the extension made it
 
-    # an extension made for other settings (here: one sentence more wanted) is refused, not mixed in
-    write_params(workspace, overrides | {"study": {"extra_test": EXTRA + 1}})
+    # an extension made for other settings (here: one test sentence more wanted) is refused, not mixed in
+    _workspace(corpora, STUDY["test"] + 1)
     with pytest.raises(InputError, match="study_corpus") as err:
-        study_splits(load_params("params.yaml"), vocabulary(params), ("video",))
+        study_splits(study_params(), vocab, ("video",))
     assert "\n" not in str(err.value)

@@ -313,12 +313,6 @@ class CorrectParams(_Strict):
     translate_lr: float = Field(default=0.003, gt=0.0, le=1.0)
 
 
-class StudyParams(_Strict):
-    # synthetic test sentences num_test, num_test + 1, ... rendered for the multi-seed studies only
-    # (signkd.studies.corpus): with the default 300, 1,000 test sentences, ~3,500 tokens
-    extra_test: int = Field(default=700, ge=0, le=100_000)
-
-
 class Params(_Strict):
     seed: int = Field(ge=0, le=2**32 - 1)  # NumPy's seed range: a larger one fails in `prepare`, after DVC deleted outputs
     data: DataParams
@@ -335,7 +329,6 @@ class Params(_Strict):
     decode: DecodeParams
     quantize: QuantizeParams
     correct: CorrectParams
-    study: StudyParams = StudyParams()
 
 
 class ParamsError(InputError, ValueError):

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from signkd.experiment import vocabulary
 from signkd.inference import TorchBackend
 from signkd.io import atomic_path, load_npz
 from signkd.models.blocks import DOWNSAMPLE
 from signkd.models.checkpoint import load_checkpoint
 from signkd.params import Params
-from signkd.studies.common import load_all, only
+from signkd.studies.common import load_all, only, study_vocabulary
 
 STUDY_DIR = Path("models/studies/kd_ablation")
 
@@ -41,7 +40,7 @@ def alignment_figure(params: Params, seed: int, out: Path) -> Path | None:
               "student, HKD": STUDY_DIR / f"keypoints-hkd-seed{seed}"}
     if not all((d / "model.safetensors").is_file() for d in models.values()):
         return None
-    vocab = vocabulary(params)
+    vocab = study_vocabulary(params)
     test = load_all(params, vocab)["test"]
     item = max(test, key=lambda it: len(set(it.glosses)))  # the sentence with the most distinct glosses
     spans = gloss_spans(params, item.id)

@@ -16,10 +16,10 @@ from typing import Callable
 
 import numpy as np
 
-from signkd.data.manifest import manifest_path, read_manifest
+from signkd.data.manifest import SPLITS, manifest_path, read_manifest
 from signkd.data.synthetic import video_name
 from signkd.errors import InputError
-from signkd.experiment import feature_source, load_splits
+from signkd.experiment import feature_source
 from signkd.io import write_json
 from signkd.params import Params
 from signkd.scoring import BOOTSTRAP_RESAMPLES, CI_LEVEL, utterance_counts
@@ -52,33 +52,50 @@ def load_all(params: Params, vocab: Vocabulary) -> dict[str, list[Item]]:
     return study_splits(params, vocab, ALL_INPUTS)
 
 
-def extension_items(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], *, student: bool = False) -> list[Item]:
-    """The extension's test items (features read from data/study/), checked against the params."""
-    corpus.check_synthetic(params)
-    expected = [video_name("test", i) for i in range(params.data.synthetic.num_test,
-                                                      params.data.synthetic.num_test + params.study.extra_test)]
-    path = manifest_path(corpus.MANIFEST, "test")
-    samples = read_manifest(corpus.MANIFEST, "test") if path.is_file() else None
-    if samples is None or [s.id for s in samples] != expected:
-        state = "is missing" if samples is None else "was made for other settings"
-        raise InputError(f"the studies' extra test set ({path}) {state}: run `dvc repro studies/dvc.yaml:{corpus.STAGE}` "
-                         f"(the make targets of the studies do)")
-    study = params.model_copy(update={"keypoints": params.keypoints.model_copy(update={"out_dir": str(corpus.KEYPOINTS)}),
-                                      "flow": params.flow.model_copy(update={"out_dir": str(corpus.FLOW)})})
-    stride = params.student.frame_stride if student else 1
-    return load_items(samples, vocab, feature_source(study, stride), modalities, train=False, desc="load study test")
+def study_vocabulary(params: Params) -> Vocabulary:
+    """The glosses of the study's train split (default + extension), sorted: `prepare`'s rule, so a
+    study has the classes a corpus of its size would have."""
+    return Vocabulary(sorted({g for s in _study_samples(params, "train") for g in s.glosses}))
+
+
+def _study_samples(params: Params, split: str) -> list:
+    """The study's samples of a split: the default manifest's, then the extension's; refused unless
+    they are exactly videos 0 .. num_<split> - 1 of the profile (a stale extension is not mixed in).
+    Another dataset (e.g. your own videos) is studied as it was prepared, without an extension."""
+    samples = read_manifest(params.data.manifest_dir, split)
+    if params.data.dataset != "synthetic":
+        return samples
+    extension = manifest_path(corpus.MANIFEST, split)
+    if extension.is_file():
+        samples = samples + read_manifest(corpus.MANIFEST, split)
+    expected = [video_name(split, i) for i in range(corpus.split_size(params, split))]
+    if [s.id for s in samples] != expected:
+        state = "is missing" if not extension.is_file() else "was made for other settings"
+        raise InputError(f"the studies' {split} split ({params.data.manifest_dir} + {extension}) {state}: run "
+                         f"`dvc repro studies/dvc.yaml:{corpus.STAGE}` (the make targets of the studies do)")
+    return samples
 
 
 def study_splits(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], *, student: bool = False) -> dict[str, list[Item]]:
-    """train, dev and test as the studies see them: test = the default test set + the extension."""
-    items = load_splits(params, vocab, modalities, student=student)
-    items["test"] = items["test"] + extension_items(params, vocab, modalities, student=student)
-    return items
+    """train, dev and test as the studies see them (`params`: the study's, see corpus.study_params):
+    each the default corpus's videos, then the extension's, features read from where each was made."""
+    stride = params.student.frame_stride if student else 1
+    extension = params.model_copy(update={"keypoints": params.keypoints.model_copy(update={"out_dir": str(corpus.KEYPOINTS)}),
+                                          "flow": params.flow.model_copy(update={"out_dir": str(corpus.FLOW)})})
+    sources = {"default": feature_source(params, stride), "extension": feature_source(extension, stride)}
+    out = {}
+    for split in SPLITS:
+        samples = _study_samples(params, split)
+        default = len(read_manifest(params.data.manifest_dir, split))
+        parts = ((samples[:default], sources["default"], f"load {split}"), (samples[default:], sources["extension"], f"load study {split}"))
+        out[split] = [item for part, source, desc in parts if part
+                      for item in load_items(part, vocab, source, modalities, train=split == "train", desc=desc)]
+    return out
 
 
 # The params sections that shape each kind of run (a run is keyed on these only, so that changing
 # e.g. the distillation settings does not retrain the single-stream teachers of the modality study).
-_INPUTS = ("data", "study", "keypoints", "flow", "model", "augment", "decode")
+_INPUTS = ("data", "keypoints", "flow", "model", "augment", "decode")
 TEACHER_SECTIONS = _INPUTS + ("teacher",)
 STUDENT_SECTIONS = _INPUTS + ("student",)
 KD_SECTIONS = _INPUTS + ("teacher", "student", "kd")

@@ -22,12 +22,27 @@ import argparse
 from pathlib import Path
 
 from signkd.experiment import (
-    decoding, keypoint_dim, new_model, scoring_clean, student_config, train_config, vocabulary,
+    decoding,
+    keypoint_dim,
+    new_model,
+    scoring_clean,
+    student_config,
+    train_config,
 )
 from signkd.io import write_json, write_text
-from signkd.params import Params, load_params
-from signkd.studies.common import STUDENT_SECTIONS, cached, markdown_table, run_key, summarize, test_record, with_updates
-from signkd.studies.common import study_splits
+from signkd.params import Params
+from signkd.studies.common import (
+    STUDENT_SECTIONS,
+    cached,
+    markdown_table,
+    run_key,
+    study_splits,
+    study_vocabulary,
+    summarize,
+    test_record,
+    with_updates,
+)
+from signkd.studies.corpus import study_params
 from signkd.training.trainer import evaluate, train
 
 STUDY_DIR = Path("models/studies/frame_stride")
@@ -39,7 +54,7 @@ def train_one(params: Params, export_to: Path | None) -> dict:
     from signkd.quantize import export_onnx
     from signkd.training.data import collate
 
-    vocab = vocabulary(params)
+    vocab = study_vocabulary(params)
     items = study_splits(params, vocab, ("keypoints",), student=True)
     config = student_config(params, keypoint_dim(params), vocab)
     model = new_model(config, params.seed)
@@ -81,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    summary = run(load_params(args.params), args.seeds, args.strides)
+    summary = run(study_params(args.params), args.seeds, args.strides)
     print({k: v["test_wer_mean"] for k, v in summary.items()})
 
 

@@ -21,23 +21,57 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from signkd.distillation import RECIPES, distill_student, distillation_inputs, online, train_assistant
+from signkd.distillation import (
+    RECIPES,
+    distill_student,
+    distillation_inputs,
+    online,
+    train_assistant,
+)
 from signkd.experiment import (
-    decoding, keypoint_dim, new_model, scoring_clean, student_config, teacher_config, train_config, vocabulary,
+    decoding,
+    keypoint_dim,
+    new_model,
+    scoring_clean,
+    student_config,
+    teacher_config,
+    train_config,
 )
 from signkd.io import write_json, write_text
 from signkd.models.checkpoint import freeze, load_checkpoint, save_checkpoint
-from signkd.params import Params, load_params
+from signkd.params import Params
 from signkd.studies.common import (
-    KD_SECTIONS, STUDENT_SECTIONS, TEACHER_SECTIONS, bar_chart, cached, load_all, markdown_table, only, paired_gain, run_key,
-    summarize, test_record, with_updates,
+    KD_SECTIONS,
+    STUDENT_SECTIONS,
+    TEACHER_SECTIONS,
+    bar_chart,
+    cached,
+    load_all,
+    markdown_table,
+    only,
+    paired_gain,
+    run_key,
+    study_vocabulary,
+    summarize,
+    test_record,
+    with_updates,
 )
-from signkd.teacher_targets import TARGETS_DIR, load_targets, out_of_fold_targets, save_targets
+from signkd.studies.corpus import study_params
+from signkd.teacher_targets import (
+    TARGETS_DIR,
+    load_targets,
+    out_of_fold_targets,
+    save_targets,
+)
 from signkd.training.kd import attach_teacher_outputs
 from signkd.training.trainer import TrainResult, evaluate, train
 from signkd.tuning import kd_settings
 
 STUDY_DIR = Path("models/studies/kd_ablation")
+# The KD settings every recipe uses: the `tune` stage's best trial on the study's corpus, in its
+# best_params.json format, kept beside the study so that a smaller default corpus (whose own tune
+# finds other values) leaves the study unchanged.
+TUNED = Path("studies/kd_tuned.json")
 REPORT_DIR = Path("reports/kd_ablation")
 STUDENTS = ("keypoints", "video")
 SUMMARY_KEYS = ("gap_recovered", "gain_over_no_kd")  # per-student keys that are not models
@@ -147,9 +181,9 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS, 
     """`video_epochs`, `video_recipes`: train the video student (with and without KD alike) for
     this many epochs instead of params' student/kd epochs, and with these recipes only -- it is
     ~3x slower per epoch than the keypoint one."""
-    vocab = vocabulary(params)
+    vocab = study_vocabulary(params)
     items = load_all(params, vocab)
-    kd = kd_settings(params)
+    kd = kd_settings(params, TUNED)
     teachers, runs = {}, {s: {} for s in students}
     for seed in seeds:
         ps = params.model_copy(update={"seed": seed})
@@ -214,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    params = load_params(args.params)
+    params = study_params(args.params)
     report = run(params, args.seeds, tuple(args.students), args.video_epochs, tuple(args.video_recipes))
     from signkd.studies.alignment import alignment_figure
 

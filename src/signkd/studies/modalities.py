@@ -20,12 +20,32 @@ import argparse
 from pathlib import Path
 
 from signkd.experiment import (
-    decoding, keypoint_dim, new_model, scoring_clean, student_config, teacher_config, train_config, vocabulary,
+    decoding,
+    keypoint_dim,
+    new_model,
+    scoring_clean,
+    student_config,
+    teacher_config,
+    train_config,
 )
 from signkd.io import write_json, write_text
 from signkd.models.recognizer import FUSIONS
-from signkd.params import Params, load_params
-from signkd.studies.common import STUDENT_SECTIONS, TEACHER_SECTIONS, bar_chart, cached, load_all, markdown_table, only, run_key, summarize, test_record, with_updates
+from signkd.params import Params
+from signkd.studies.common import (
+    STUDENT_SECTIONS,
+    TEACHER_SECTIONS,
+    bar_chart,
+    cached,
+    load_all,
+    markdown_table,
+    only,
+    run_key,
+    study_vocabulary,
+    summarize,
+    test_record,
+    with_updates,
+)
+from signkd.studies.corpus import study_params
 from signkd.training.trainer import evaluate, train
 
 STUDY_DIR = Path("models/studies/modalities")
@@ -81,7 +101,7 @@ def claims(summary: dict[str, dict]) -> dict:
 
 
 def run(params: Params, seeds: list[int], models: list[str] | None = None) -> dict:
-    vocab = vocabulary(params)
+    vocab = study_vocabulary(params)
     items = load_all(params, vocab)
     chosen = variants(params)
     runs: dict[str, list[dict]] = {}
@@ -127,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)  # small models beside other work: one thread is fastest here
-    report = run(load_params(args.params), args.seeds, args.models)
+    report = run(study_params(args.params), args.seeds, args.models)
     print({k: v.get("test_wer_mean", v) for k, v in report.items()})
 
 
