@@ -8,7 +8,12 @@ for py in ${PYTHON:-} python3 python3.12 python3.11 python3.10; do
   command -v "$py" >/dev/null 2>&1 || continue
   if supported "$py"; then
     if [ -n "${PYTHON:-}" ] && [ "$py" != "$PYTHON" ]; then
-      echo "note: $PYTHON is Python $("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo '?'), which mediapipe 0.10.21 does not support; using $py" >&2
+      version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || version=""
+      if [ -n "$version" ]; then
+        echo "note: $PYTHON is Python $version, which mediapipe 0.10.21 does not support; using $py" >&2
+      else
+        echo "note: $PYTHON does not run here; using $py" >&2
+      fi
     fi
     command -v "$py"
     exit 0
