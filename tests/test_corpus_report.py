@@ -86,18 +86,26 @@ def test_stats_match_the_manifests(corpus):
         assert metrics[f"{split}_tokens"] == sum(len(s.glosses) for s in splits[split]) > 0
 
 
-def test_default_corpus_evaluation_sets_have_power():
-    """params.yaml's corpus gives dev and test at least 100 sentences and 300 gloss tokens each, so
-    that one error moves WER by at most 0.33 points; counted by the renderer's own sentence draw."""
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text(encoding="utf-8"))
+def _split_tokens(params: dict, split: str, count: int) -> int:
     syn = params["data"]["synthetic"]
+    return sum(len(s.glosses) for s in split_sentences(params["seed"], split, count, syn["min_signs"], syn["max_signs"]))
+
+
+def test_evaluation_sets_have_power():
+    """The default run's test set keeps at least 300 sentences (~1,000 tokens: one error moves WER
+    by 0.1 point), and the studies' (params/study.yaml over params.yaml) at least 3,000 test tokens
+    and a dev set of 100 sentences / 300 tokens; counted by the renderer's own sentence draw."""
+    root = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     if params["data"]["dataset"] != "synthetic":
         pytest.skip("the default dataset is not the synthetic corpus")
-    for split in ("dev", "test"):
-        count = syn[f"num_{split}"]
-        sentences = split_sentences(params["seed"], split, count, syn["min_signs"], syn["max_signs"])
-        tokens = sum(len(sentence.glosses) for sentence in sentences)
-        assert count >= 100 and tokens >= 300, (split, count, tokens)
+    default = params["data"]["synthetic"]
+    assert default["num_test"] >= 300 and _split_tokens(params, "test", default["num_test"]) >= 900
+    study = default | yaml.safe_load((root / "params" / "study.yaml").read_text(encoding="utf-8"))["data"]["synthetic"]
+    assert _split_tokens(params, "test", study["num_test"]) >= 3000
+    assert study["num_dev"] >= 100 and _split_tokens(params, "dev", study["num_dev"]) >= 300
+    for split in ("train", "dev", "test"):  # the studies extend the default corpus, never shrink it
+        assert study[f"num_{split}"] >= default[f"num_{split}"], split
 
 
 def test_readme_tables(corpus):

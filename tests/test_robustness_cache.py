@@ -89,7 +89,7 @@ def test_changed_extractor_settings_extract_again(tmp_path, monkeypatch, change)
         monkeypatch.setattr(kp, "EXTRACTOR_VERSION", kp.EXTRACTOR_VERSION + 1)
     else:
         real = kp.extractor_settings
-        monkeypatch.setattr(kp, "extractor_settings", lambda *a: real(*a) | {"mediapipe": "0.0.1"})
+        monkeypatch.setattr(kp, "extractor_settings", lambda *a, **kw: real(*a, **kw) | {"mediapipe": "0.0.1"})
     assert run()["processed"] == 1
 
 

@@ -1,9 +1,9 @@
 """The studies' corpus: the default one plus more videos, for power, without taxing the first run.
 
-The default corpus (params.yaml: 100 train, 60 dev, 300 test sentences) is sized for a first
-`dvc repro` of about 20 minutes on two cores; its 300 test sentences still give the pipeline's own
-figures useful intervals. A claim between two models needs more (at least 3,000 test tokens), so
-the studies run on the sizes of their profile, params/study.yaml (160 / 100 / 1,000). This stage
+The default corpus (params.yaml: 160 train, 100 dev, 300 test sentences) is sized for a first
+`dvc repro`; its 300 test sentences still give the pipeline's own figures useful intervals. A
+claim between two models needs more (at least 3,000 test tokens), so the studies run on the sizes
+of their profile, params/study.yaml (160 / 100 / 1,000). This stage
 renders only the videos the default corpus lacks (index num_<split> of params.yaml up to the
 profile's), and extracts their keypoints and flow, into data/study/; what the default run made is
 read where it lies, never rendered or extracted again. Every video is drawn from (seed, split,
