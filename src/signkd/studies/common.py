@@ -55,16 +55,18 @@ def load_all(params: Params, vocab: Vocabulary) -> dict[str, list[Item]]:
 def study_vocabulary(params: Params) -> Vocabulary:
     """The glosses of the study's train split (default + extension), sorted: `prepare`'s rule, so a
     study has the classes a corpus of its size would have."""
-    return Vocabulary(sorted({g for s in _study_samples(params, "train") for g in s.glosses}))
+    return Vocabulary(sorted({g for s in _study_samples(params, "train")[0] for g in s.glosses}))
 
 
-def _study_samples(params: Params, split: str) -> list:
+def _study_samples(params: Params, split: str) -> tuple[list, int]:
     """The study's samples of a split: the default manifest's, then the extension's; refused unless
     they are exactly videos 0 .. num_<split> - 1 of the profile (a stale extension is not mixed in).
-    Another dataset (e.g. your own videos) is studied as it was prepared, without an extension."""
+    Another dataset (e.g. your own videos) is studied as it was prepared, without an extension.
+    Also returns how many come from the default corpus."""
     samples = read_manifest(params.data.manifest_dir, split)
+    default = len(samples)
     if params.data.dataset != "synthetic":
-        return samples
+        return samples, default
     extension = manifest_path(corpus.MANIFEST, split)
     if extension.is_file():
         samples = samples + read_manifest(corpus.MANIFEST, split)
@@ -73,7 +75,7 @@ def _study_samples(params: Params, split: str) -> list:
         state = "is missing" if not extension.is_file() else "was made for other settings"
         raise InputError(f"the studies' {split} split ({params.data.manifest_dir} + {extension}) {state}: run "
                          f"`dvc repro studies/dvc.yaml:{corpus.STAGE}` (the make targets of the studies do)")
-    return samples
+    return samples, default
 
 
 def study_splits(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], *, student: bool = False) -> dict[str, list[Item]]:
@@ -85,8 +87,7 @@ def study_splits(params: Params, vocab: Vocabulary, modalities: tuple[str, ...],
     sources = {"default": feature_source(params, stride), "extension": feature_source(extension, stride)}
     out = {}
     for split in SPLITS:
-        samples = _study_samples(params, split)
-        default = len(read_manifest(params.data.manifest_dir, split))
+        samples, default = _study_samples(params, split)
         parts = ((samples[:default], sources["default"], f"load {split}"), (samples[default:], sources["extension"], f"load study {split}"))
         out[split] = [item for part, source, desc in parts if part
                       for item in load_items(part, vocab, source, modalities, train=split == "train", desc=desc)]
