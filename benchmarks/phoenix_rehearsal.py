@@ -70,7 +70,7 @@ REHEARSAL = {
     # 2 epochs with the profile's step decay after the first (its milestones must lie inside the run)
     "teacher": {"epochs": 2, "milestones": [1]}, "student": {"epochs": 2, "milestones": [1]},
     "kd": {"epochs": 2, "milestones": [1]},
-    "tune": {"n_trials": 2, "n_startup_trials": 1, "epochs": 1},
+    "tune": {"n_trials": 2, "n_startup_trials": 1, "epochs": 1, "min_epochs": 1},
     "quantize": {"latency_runs": 3},
     "correct": {"pretrain_steps": 20, "finetune_steps": 10, "noise_samples": 100, "samples_per_video": 2},
 }

@@ -10,7 +10,7 @@ from signkd.experiment import finish_training, vocabulary
 from signkd.models.checkpoint import freeze, load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
-from signkd.tuning import kd_settings
+from signkd.kd.settings import resolve
 
 STAGE = "distill"
 
@@ -21,15 +21,14 @@ def main(params: Params) -> dict:
     vocab = vocabulary(params)
     teacher, teacher_cfg = load_checkpoint("models/train_teacher")
     items = load_distillation_data(params, vocab, Path("models/teacher_targets"))
-    kd = kd_settings(params)
-    mlflow.log_params({"kd.temperature_used": kd["temperature"], "kd.alpha_used": kd["alpha"],
-                       **{f"kd.level_weights.{k}_used": v for k, v in kd["level_weights"].items()}})
-    out = distill_student(params, items, vocab, teacher_cfg, kd["temperature"], alpha=kd["alpha"],
-                          level_weights=kd["level_weights"], teacher=freeze(teacher), resume_stage=STAGE)
+    kd = resolve(params)  # the one set of KD settings, for the assistant (chain) and the student
+    mlflow.log_params({f"{k}_used": v for k, v in kd.record().items()} | {"kd.source": kd.source})
+    out = distill_student(params, items, vocab, teacher_cfg, kd, teacher=freeze(teacher), resume_stage=STAGE)
     metrics = finish_training(STAGE, params, out.student, out.config, items, vocab, out.result)
     if out.assistant_dev_wer is not None:
         metrics["assistant_dev_wer"] = out.assistant_dev_wer
-    return {**metrics, "temperature": kd["temperature"], "alpha": kd["alpha"]}
+    return {**metrics, "temperature": kd.temperature, "alpha": kd.alpha,
+            **{f"level_weight_{level}": w for level, w in kd.level_weights.items()}}
 
 
 if __name__ == "__main__":

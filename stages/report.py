@@ -23,8 +23,7 @@ def main(params: Params) -> dict:
         f"- dataset: `{params.data.dataset}`, seed {params.seed}, decoder `{params.decode.method}` "
         f"(beam width {params.decode.beam_width}); teacher `{params.teacher.fusion}` fusion of "
         f"{', '.join(params.teacher.modalities)}; student `{params.student.modality}`",
-        f"- KD: recipe `{params.kd.recipe}`, alpha {distill.get('alpha', params.kd.alpha):.3f}, temperature "
-        f"{_temperature(params, tune)}",
+        f"- KD: recipe `{params.kd.recipe}`, {_kd_settings(distill, tune)}",
         f"- teacher targets: `{targets.get('method')}`; mean max-posterior on the training videos "
         f"{targets.get('in_sample_target_confidence', float('nan')):.3f} in-sample"
         + (f" vs {targets['out_of_fold_target_confidence']:.3f} out-of-fold" if "out_of_fold_target_confidence" in targets else ""),
@@ -37,10 +36,16 @@ def main(params: Params) -> dict:
     return {f"{r['stage']}_test_wer": r["test_wer"] for r in out["rows"] if r["test_wer"] is not None}
 
 
-def _temperature(params: Params, tune: dict) -> str:
-    if params.kd.use_tuned:
-        return f"{tune['best_temperature']:.3f} (tuned by Optuna, {tune['n_trials']} trials)"
-    return f"{params.kd.temperature} (fixed)"
+def _kd_settings(distill: dict, tune: dict) -> str:
+    """The settings distill used, and which of them the tune stage chose."""
+    searched = [k for k in tune.get("searched", "").split("+") if k]
+    used = (f"temperature {distill.get('temperature', float('nan')):.3f}, alpha {distill.get('alpha', float('nan')):.3f}, "
+            "level weights " + "/".join(f"{distill.get(f'level_weight_{lv}', float('nan')):.2f}"
+                                        for lv in ("frame", "temporal", "sequence")))
+    if not searched:
+        return used + " (all from params.yaml)"
+    return used + (f" ({', '.join(searched)} tuned by Optuna: {tune.get('n_trials')} trials, "
+                   f"{tune.get('epochs_trained')} epochs in all; the rest from params.yaml)")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from signkd.distillation import distill_student
+from signkd.kd.settings import resolve
 from signkd.models.recognizer import MultiModalTeacher
 from signkd.params import parse_params
 from signkd.training.kd import attach_teacher_outputs
@@ -42,7 +43,7 @@ def _items(teacher, keep):
 @pytest.mark.parametrize("recipe, feature_losses", [("logits", False), ("hkd", True)])
 def test_logits_recipe_has_no_feature_losses_and_hkd_has_all_three(teacher_and_items, recipe, feature_losses):
     vocab, teacher, teacher_cfg = teacher_and_items
-    out = distill_student(_params(recipe), _items(teacher, ("keypoints",)), vocab, teacher_cfg, 2.0, on_epoch=None)
+    out = distill_student(_params(recipe), _items(teacher, ("keypoints",)), vocab, teacher_cfg, resolve(_params(recipe)), on_epoch=None)
     keys = set(out.result.history[-1])
     assert {"train_kl", "train_ctc"} <= keys
     assert {"train_feat_frame", "train_feat_temporal", "train_feat_sequence"} <= keys if feature_losses else not any(
@@ -54,12 +55,13 @@ def test_chain_distils_through_an_assistant_and_leaves_the_teacher_targets(teach
     vocab, teacher, teacher_cfg = teacher_and_items
     items = _items(teacher, ("keypoints", "video"))
     before = items["train"][0].tensors["t_seq_logits"].clone()
-    out = distill_student(_params("chain"), items, vocab, teacher_cfg, 2.0, on_epoch=None)
+    out = distill_student(_params("chain"), items, vocab, teacher_cfg, resolve(_params("chain")), on_epoch=None)
     assert out.assistant_dev_wer is not None
     assert torch.equal(items["train"][0].tensors["t_seq_logits"], before), "a second call must see the teacher again"
     assert out.config["modality"] == "keypoints"
     # same seed, same student: only the targets differ, so the weights must too
-    direct = distill_student(_params("hkd"), _items(teacher, ("keypoints", "video")), vocab, teacher_cfg, 2.0, on_epoch=None)
+    direct = distill_student(_params("hkd"), _items(teacher, ("keypoints", "video")), vocab, teacher_cfg, resolve(_params("hkd")),
+                             on_epoch=None)
     first = next(iter(out.student.state_dict()))
     assert not torch.equal(out.student.state_dict()[first], direct.student.state_dict()[first])
 
@@ -99,8 +101,9 @@ def test_online_distillation_leaves_the_teacher_untouched(teacher_and_items, rec
     items = {"train": toy_items(12, feat_dim=POSE_DIM, seed=1, with_video=True),
              "dev": toy_items(4, feat_dim=POSE_DIM, seed=2, with_video=True)}
     with pytest.raises(ValueError, match="online"):
-        distill_student(_online_params(recipe), items, vocab, teacher_cfg, 2.0, on_epoch=None)
-    out = distill_student(_online_params(recipe), items, vocab, teacher_cfg, 2.0, on_epoch=None, teacher=teacher)
+        distill_student(_online_params(recipe), items, vocab, teacher_cfg, resolve(_online_params(recipe)), on_epoch=None)
+    out = distill_student(_online_params(recipe), items, vocab, teacher_cfg, resolve(_online_params(recipe)), on_epoch=None,
+                          teacher=teacher)
     assert out.result.history[-1]["train_kl"] > 0
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
     assert not any(k.startswith("t_") for it in items["train"] for k in it.tensors), "targets are made per batch, not stored"

@@ -21,8 +21,9 @@ STAGES = (
 )
 TINY = {
     "data": {"synthetic": {"num_train": 8, "num_dev": 3, "num_test": 3, "num_signers": 2, "min_signs": 1, "max_signs": 2}},
-    "teacher": {"epochs": 2}, "student": {"epochs": 2}, "kd": {"epochs": 2},
-    "tune": {"n_trials": 2, "n_startup_trials": 1, "epochs": 1},
+    "teacher": {"epochs": 2}, "student": {"epochs": 2},
+    "kd": {"epochs": 2, "temperature": "tuned"},  # tune searches the temperature only; alpha stays a number
+    "tune": {"n_trials": 2, "n_startup_trials": 1, "epochs": 2, "min_epochs": 1},
     "quantize": {"latency_runs": 3},
     "correct": {"pretrain_steps": 20, "finetune_steps": 10, "noise_samples": 100, "translate_steps": 5,
                 "grammar_sentences": 500},
@@ -129,16 +130,22 @@ def test_pytorch_onnx_and_recognize_give_the_same_hypotheses(tiny_repo):
 
 
 @pytest.mark.e2e
-def test_experiment_with_new_alpha_reruns_only_distillation_onwards(tiny_repo):
-    """With `kd.use_tuned` on, distill takes alpha from the tune study (kd.alpha is then unused and
-    an identical distilled model would rightly stop the rerun there); off, it takes kd.alpha."""
+def test_experiment_with_new_alpha_distils_with_that_alpha_and_keeps_the_temperature_tuned(tiny_repo):
+    """`dvc exp run -S kd.alpha=0.5` distils with alpha 0.5 (a number means that number), while the
+    temperature, marked `tuned`, is still the tune stage's best trial, searched with alpha at 0.5."""
     repo, env = tiny_repo
-    out = _run(["dvc", "exp", "run", "-S", "kd.alpha=0.5", "-S", "kd.use_tuned=false"], repo, env)
+    out = _run(["dvc", "exp", "run", "-S", "kd.alpha=0.5"], repo, env)
     for skipped in ("prepare", "extract_keypoints", "extract_flow", "train_teacher", "train_student", "teacher_targets"):
         assert f"'{skipped}' didn't change" in out or f"Stage '{skipped}' didn't change" in out, skipped
     for rerun in ("tune", "distill", "quantize", "correct", "report"):
         assert f"Running stage '{rerun}'" in out, rerun
-    distill_alphas = {r["params"].get("kd.alpha") for r in _runs(repo) if r["stage"] == "distill"}
-    assert {"0.7", "0.5"} <= distill_alphas
+    distills = {float(r["params"]["kd.alpha_used"]): r["params"] for r in _runs(repo) if r["stage"] == "distill"}
+    assert set(distills) == {0.7, 0.5}
+    trials = [r["params"] for r in _runs(repo) if r["stage"] == "tune" and "kd.alpha" in r["params"]]
+    assert {float(p["kd.alpha"]) for p in trials} == {0.7, 0.5}, "each search held alpha at the run's number"
+    best = json.loads((repo / "models/tune/best_params.json").read_text())
+    assert set(best) == {"kd.temperature", "dev_wer", "trial"}, "only the `tuned` key is searched"
+    assert float(distills[0.5]["kd.temperature_used"]) == pytest.approx(best["kd.temperature"])
+    assert json.loads((repo / "reports/distill/metrics.json").read_text())["alpha"] == 0.5
     shown = _run(["dvc", "exp", "show", "--json"], repo, env)
     assert "0.5" in shown

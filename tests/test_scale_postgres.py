@@ -88,7 +88,7 @@ def _trials_logged(workspace: Path) -> list[int]:
 
 def test_two_tune_workers_share_one_study(pg, tmp_path):
     base = custom_workspace(tmp_path / "base", ("prepare", "extract_keypoints", "extract_flow", "train_teacher",
-                                                     "teacher_targets"))
+                                                     "teacher_targets"), {"kd": {"temperature": "tuned"}})
     url = create_database(pg, "tune")
     params = yaml.safe_load((base / "params.yaml").read_text())
     n = params["tune"]["n_trials"]

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from signkd.studies.common import seed_mean_interval, summarize
+from signkd.studies.common import paired, summarize
+from signkd.studies.intervals import bootstrap_wers, paired_difference, verdict, wer_intervals
 from signkd.studies.kd_ablation import gap_recovered
 from signkd.studies.modalities import claims
 
 
-def _run(errors: list[int], refs: list[int], dev: float = 10.0) -> dict:
-    return {"test_ids": [f"u{i}" for i in range(len(refs))], "test_errors": errors, "test_ref_words": refs,
+def _run(errors: list[int], refs: list[int], dev: float = 10.0, seed: int = 1) -> dict:
+    return {"seed": seed, "test_ids": [f"u{i}" for i in range(len(refs))], "test_errors": errors, "test_ref_words": refs,
             "dev_wer": dev, "test_wer": 100.0 * sum(errors) / sum(refs)}
 
 
@@ -24,18 +25,25 @@ def test_summary_is_the_mean_and_sample_spread_over_seeds():
     assert s["seeds"] == 3 and s["test_wer_ci_low"] <= 20.0 <= s["test_wer_ci_high"]
 
 
-def test_seed_interval_collapses_when_every_utterance_has_the_same_error_rate():
+def test_utterance_interval_collapses_when_every_utterance_has_the_same_error_rate():
     errors = np.array([[1, 1, 1, 1], [2, 2, 2, 2]])
-    low, high = seed_mean_interval(errors, np.array([4, 4, 4, 4]))
-    assert low == pytest.approx(37.5) and high == pytest.approx(37.5)  # mean of 25% and 50%
+    ci = wer_intervals(errors, np.array([4, 4, 4, 4]))
+    assert ci["utt_ci_low"] == pytest.approx(37.5) and ci["utt_ci_high"] == pytest.approx(37.5)  # mean of 25% and 50%
 
 
-def test_seed_interval_resamples_the_same_utterances_for_every_seed():
+def test_two_level_interval_counts_the_spread_between_seeds():
+    # the same two seeds: utterances cannot move the mean, but another draw of seeds can (25% to 50%)
+    errors = np.array([[1, 1, 1, 1], [2, 2, 2, 2]])
+    ci = wer_intervals(errors, np.array([4, 4, 4, 4]))
+    assert ci["ci_low"] == pytest.approx(25.0) and ci["ci_high"] == pytest.approx(50.0)
+
+
+def test_utterances_are_drawn_once_for_every_seed_of_a_replicate():
     # seed A errs only on u0, seed B only on u1: any resample's mean over seeds is the same share
     errors = np.array([[4, 0], [0, 4]])
-    low, high = seed_mean_interval(errors, np.array([4, 4]))
-    # every resample gives seed A + seed B = 100% between them; independent resampling would not
-    assert low == pytest.approx(50.0) and high == pytest.approx(50.0)
+    wers = bootstrap_wers(errors, np.array([4, 4]), resample_seeds=False)
+    # every resample gives seed A + seed B = 100% between them; independent draws per seed would not
+    assert wers.min() == pytest.approx(50.0) and wers.max() == pytest.approx(50.0)
 
 
 def test_runs_on_different_test_sets_are_refused():
@@ -87,19 +95,38 @@ def test_premise_also_compares_the_fusion_with_a_longer_trained_single_stream_st
     assert c["fusion_relative_gain_vs_any_single_stream_model"] == pytest.approx(2 / 25, abs=1e-4)
 
 
-def test_paired_gain_sees_a_consistent_gain_that_the_two_marginal_intervals_cannot():
-    from signkd.studies.common import paired_gain
-
+def test_paired_difference_sees_a_consistent_gain_that_the_two_marginal_intervals_cannot():
     rng = np.random.default_rng(0)
     refs = [4] * 300
     base = rng.integers(0, 3, size=300)  # hard and easy utterances, shared by both models
     better = np.where((np.arange(300) % 4 == 0) & (base > 0), base - 1, base)  # one error fewer on a quarter of them
-    runs = lambda e: [_run(list(map(int, e)), refs) for _ in range(3)]  # noqa: E731
+    runs = lambda e: [_run(list(map(int, e)), refs, seed=s) for s in (1, 2, 3)]  # noqa: E731
     a, b = summarize(runs(base)), summarize(runs(better))
-    assert a["test_wer_ci_low"] < b["test_wer_ci_high"], "set-up: the marginal intervals overlap"
-    gain = paired_gain(runs(base), runs(better))
+    assert a["test_wer_utt_ci_low"] < b["test_wer_utt_ci_high"], "set-up: the marginal intervals overlap"
+    gain = paired(runs(better), runs(base))  # positive: the first (better) has the lower WER
     assert gain["mean"] == pytest.approx(100 * (base.sum() - better.sum()) / sum(refs), abs=1e-3)
-    assert 0 < gain["ci_low"] < gain["mean"] < gain["ci_high"]
-    reverse = paired_gain(runs(better), runs(base))
-    assert reverse["ci_high"] < 0
-    assert paired_gain(runs(base), runs(base)) == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    assert 0 < gain["ci_low"] < gain["mean"] < gain["ci_high"] and gain["seeds_better"] == "3/3"
+    reverse = paired(runs(base), runs(better))
+    assert reverse["ci_high"] < 0 and reverse["seeds_better"] == "0/3"
+    same = paired(runs(base), runs(base))
+    assert (same["mean"], same["ci_low"], same["ci_high"], same["seeds_better"]) == (0.0, 0.0, 0.0, "0/3")
+
+
+def test_a_gain_on_some_seeds_only_is_not_resolved_though_each_seed_is_sure():
+    # seed 1: the first model is 10 points better on every utterance; seeds 2, 3: 5 points worse
+    refs = np.full(200, 10)
+    second = np.full((3, 200), 2)
+    first = second + np.array([[-1], [1], [1]]) * np.array([1, 0.5, 0.5])[:, None] * 1  # -1, +0.5, +0.5 errors per utt
+    p = paired_difference(first, second, refs)
+    assert p["seed_diffs"] == [10.0, -5.0, -5.0] and p["seeds_better"] == "1/3"
+    assert p["utt_ci_low"] == p["utt_ci_high"] == pytest.approx(0.0), "utterances alone cannot see the seed spread"
+    assert p["ci_low"] < 0 < p["ci_high"]
+    assert "not resolved" in verdict("a", "b", p)
+    assert "(resolved)" in verdict("a", "b", {**p, "ci_low": 0.5, "ci_high": 2.0})
+
+
+def test_paired_runs_must_share_their_seeds():
+    a = [_run([1, 0], [5, 5], seed=1), _run([1, 0], [5, 5], seed=2)]
+    b = [_run([1, 0], [5, 5], seed=1), _run([1, 0], [5, 5], seed=3)]
+    with pytest.raises(ValueError, match="same seeds"):
+        paired(a, b)

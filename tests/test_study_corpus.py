@@ -108,3 +108,26 @@ def test_studies_run_on_the_default_videos_then_the_extension(corpora, monkeypat
     with pytest.raises(InputError, match="study_corpus") as err:
         study_splits(study_params(), vocab, ("video",))
     assert "\n" not in str(err.value)
+
+
+def test_build_extends_only_the_splits_the_profile_enlarges(tmp_path, monkeypatch):
+    """The real profile adds test sentences only: the other splits' annotation files are empty,
+    and build must still write their (empty) manifests and extract just the new videos."""
+    from signkd.params import load_params
+    from signkd.studies.corpus import build
+
+    monkeypatch.chdir(tmp_path)
+    render_corpus(Path("data/raw/synthetic"), seed=SEED, progress=False, workers=1,
+                  **{f"num_{s}": n for s, n in DEFAULT.items()}, **SETTINGS)
+    prepare_from_raw("synthetic", Path("data/raw/synthetic"), "data/manifest")
+    write_params(tmp_path, {"seed": SEED, "data": {"synthetic": {f"num_{s}": n for s, n in DEFAULT.items()} | SETTINGS},
+                            "keypoints": {"workers": 1}, "flow": {"workers": 1}})
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "study.yaml").write_text(yaml.safe_dump({"data": {"synthetic": {"num_test": DEFAULT["test"] + 1}}}))
+    metrics = build(load_params())
+    assert (metrics["extra_train"], metrics["extra_dev"], metrics["extra_test"], metrics["videos"]) == (0, 0, 1, 1)
+    new = f"synth_test_{DEFAULT['test']:05d}"
+    assert [s.id for s in read_phoenix2014t_split(Path("data/study/raw/synthetic"), "test")] == [new]
+    assert sorted(p.stem for p in Path("data/study/keypoints").rglob("*.npz")) == [new]
+    items = study_splits(study_params(), study_vocabulary(study_params()), ("keypoints",))
+    assert [len(items[s]) for s in SPLITS] == [DEFAULT["train"], DEFAULT["dev"], DEFAULT["test"] + 1]

@@ -18,7 +18,7 @@ TINY = {
     "data": {"synthetic": {"num_train": 3, "num_dev": 1, "num_test": 1, "num_signers": 1, "min_signs": 1, "max_signs": 1}},
     "keypoints": {"workers": 1}, "flow": {"workers": 1},
     "teacher": {"epochs": 1}, "student": {"epochs": 1}, "kd": {"epochs": 1, "teacher_targets": "online"},
-    "tune": {"n_trials": 2, "n_startup_trials": 1, "epochs": 1},
+    "tune": {"n_trials": 2, "n_startup_trials": 1, "epochs": 1, "min_epochs": 1},
 }
 
 

@@ -26,7 +26,8 @@ from signkd.models.checkpoint import freeze
 from signkd.params import Params
 from signkd.teacher_targets import load_targets
 from signkd.training.data import Item, Vocabulary
-from signkd.training.kd import LEVELS, HKDLoss, KDConfig, attach_teacher_outputs
+from signkd.kd.settings import KDSettings
+from signkd.training.kd import HKDLoss, attach_teacher_outputs
 from signkd.training.resume import resume_dir, resume_path
 from signkd.training.trainer import TrainResult, train
 
@@ -39,15 +40,6 @@ class Distilled:
     result: TrainResult
     config: dict
     assistant_dev_wer: float | None = None
-
-
-def kd_config(params: Params, temperature: float, recipe: str, alpha: float | None = None,
-              level_weights: dict[str, float] | None = None) -> KDConfig:
-    """The loss weights of a recipe: `logits` switches the feature levels off."""
-    weights = level_weights if level_weights is not None else params.kd.level_weights.model_dump()
-    if recipe == "logits":
-        weights = {level: 0.0 for level in LEVELS}
-    return KDConfig(alpha=params.kd.alpha if alpha is None else alpha, temperature=temperature, level_weights=weights)
 
 
 def online(params: Params) -> bool:
@@ -75,36 +67,39 @@ def distillation_inputs(params: Params) -> tuple[str, ...]:
 
 
 def train_assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict,
-                    temperature: float, epochs: int | None, desc: str,
+                    kd: KDSettings, epochs: int | None, desc: str,
                     teacher: nn.Module | None = None, resume_stage: str | None = None) -> tuple[nn.Module, dict, TrainResult]:
-    """The chain's middle model: a multi-stream model over fewer streams, distilled with HKD
-    (from stored targets, or from the online `teacher`). It does not depend on the student, so a
-    study trains it once per seed for both students."""
+    """The chain's middle model: a multi-stream model over fewer streams, distilled with HKD under
+    the run's own settings `kd` (from stored targets, or from the online `teacher`). It does not
+    depend on the student, so a study trains it once per seed for both students."""
     config = teacher_config(params, keypoint_dim(params), vocab) | {"modalities": list(params.kd.assistant_modalities)}
     assistant = new_model(config, params.seed)
-    loss = HKDLoss(config["hidden"], teacher_cfg["hidden"], kd_config(params, temperature, "hkd"), teacher)
+    loss = HKDLoss(config["hidden"], teacher_cfg["hidden"], kd.for_recipe("hkd").loss_config(), teacher)
     result = train(assistant, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, None,
                    f"{desc} (assistant)", resume_path(resume_stage, "assistant") if resume_stage else None)
     return assistant, config, result
 
 
 def distill_student(
-    params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict, temperature: float,
-    epochs: int | None = None, on_epoch=log_epoch, desc: str = "distill", alpha: float | None = None,
-    level_weights: dict[str, float] | None = None, assistant: tuple[nn.Module, dict, TrainResult] | None = None,
+    params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict, kd: KDSettings,
+    epochs: int | None = None, on_epoch=log_epoch, desc: str = "distill",
+    assistant: tuple[nn.Module, dict, TrainResult] | None = None,
     teacher: nn.Module | None = None, resume_stage: str | None = None,
 ) -> Distilled:
-    """Train a fresh student with the configured recipe; returns it with its training record.
-    `teacher` (frozen) is required with online targets. A chain trains its assistant first unless
-    one is given (`train_assistant`'s result). With `resume_stage`, every training loop keeps a
-    resumable checkpoint under that stage (see signkd.training.resume)."""
-    recipe = params.kd.recipe
+    """Train a fresh student by `kd.recipe` under the settings `kd` (signkd.kd.settings: resolved
+    once by the caller); returns it with its training record. `teacher` (frozen) is required with
+    online targets. A chain trains its assistant first, under the same settings, unless one is
+    given (`train_assistant`'s result). With `resume_stage`, every training loop keeps a resumable
+    checkpoint under that stage (see signkd.training.resume)."""
+    recipe = kd.recipe
+    if recipe != params.kd.recipe:  # the inputs loaded (distillation_inputs) follow params' recipe
+        raise ValueError(f"KD settings are for recipe {recipe!r} but params.kd.recipe is {params.kd.recipe!r}")
     if online(params) and teacher is None:
         raise ValueError("kd.teacher_targets is online: distill_student needs the frozen teacher")
     teacher = teacher if online(params) else None
     source_hidden, assistant_wer = teacher_cfg["hidden"], None
     if recipe == "chain":
-        assistant, a_cfg, a_result = assistant or train_assistant(params, items, vocab, teacher_cfg, temperature, epochs,
+        assistant, a_cfg, a_result = assistant or train_assistant(params, items, vocab, teacher_cfg, kd, epochs,
                                                                   desc, teacher, resume_stage)
         source_hidden, assistant_wer = a_cfg["hidden"], a_result.best_dev_wer
         if teacher is not None:
@@ -116,7 +111,7 @@ def distill_student(
             attach_teacher_outputs(freeze(assistant), items["train"], keep=(params.student.modality,), store=store)
     config = student_config(params, keypoint_dim(params), vocab)
     student = new_model(config, params.seed)
-    loss = HKDLoss(config["hidden"], source_hidden, kd_config(params, temperature, recipe, alpha, level_weights), teacher)
+    loss = HKDLoss(config["hidden"], source_hidden, kd.loss_config(), teacher)
     result = train(student, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, on_epoch, desc,
                    resume_path(resume_stage, "student") if resume_stage else None)
     return Distilled(student, result, config, assistant_wer)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from signkd.errors import InputError
 from signkd.io import NotUtf8, decode_utf8
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -230,10 +230,16 @@ class AugmentParams(_Strict):
     shift: float = Field(default=0.0, ge=0.0, lt=0.5)
 
 
+# A KD setting is a number, or "tuned": the `tune` stage searches it and `distill` takes the best
+# trial's value (signkd.kd.settings). A number always means that number.
+TUNED = "tuned"
+Weight = Annotated[float, Field(ge=0.0)] | Literal["tuned"]
+
+
 class LevelWeights(_Strict):
-    frame: float = Field(ge=0.0)
-    temporal: float = Field(ge=0.0)
-    sequence: float = Field(ge=0.0)
+    frame: Weight
+    temporal: Weight
+    sequence: Weight
 
 
 class KDParams(TrainParams):
@@ -244,16 +250,27 @@ class KDParams(TrainParams):
     folds: int = Field(default=3, ge=2, le=10)
     # chain only: the assistant between teacher and student (a smaller multi-stream model)
     assistant_modalities: list[Modality] = Field(default=["video", "keypoints"], min_length=1)
-    alpha: float = Field(ge=0.0, le=1.0)
-    temperature: float = Field(gt=0.0, le=100.0)
-    use_tuned: bool  # distill with the temperature, alpha and level weights `tune` found
+    alpha: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["tuned"]
+    temperature: Annotated[float, Field(gt=0.0, le=100.0)] | Literal["tuned"]
     level_weights: LevelWeights
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_use_tuned(cls, data):
+        if isinstance(data, dict) and "use_tuned" in data:
+            raise ValueError("kd.use_tuned was removed: write `tuned` in place of each number the tune stage "
+                             "should set (e.g. `alpha: tuned`), or a number to fix it")
+        return data
 
 
 class TuneParams(_Strict):
     n_trials: int = Field(ge=2)
     n_startup_trials: int = Field(default=4, ge=1)  # random trials before TPE models the search space
-    epochs: int = Field(ge=1)
+    epochs: int = Field(ge=1)  # the most a trial trains (its learning-rate schedule spans this many)
+    # successive halving: every trial trains min_epochs; at min_epochs x reduction_factor^k, only the
+    # best 1/reduction_factor of the trials that reached that epoch go on (signkd.tuning.pruner)
+    min_epochs: int = Field(default=10, ge=1)
+    reduction_factor: int = Field(default=3, ge=2, le=10)
     temperature_min: float = Field(gt=0.0)
     temperature_max: float = Field(gt=0.0)
     alpha_min: float = Field(default=0.3, ge=0.0, le=1.0)
@@ -270,6 +287,8 @@ class TuneParams(_Strict):
                 f"n_startup_trials ({self.n_startup_trials}) must be < n_trials ({self.n_trials}), "
                 "or TPE never gets past its random start-up trials"
             )
+        if self.min_epochs > self.epochs:
+            raise ValueError(f"min_epochs ({self.min_epochs}) must be <= epochs ({self.epochs})")
         if self.alpha_min > self.alpha_max:
             raise ValueError(f"alpha_min ({self.alpha_min}) must be <= alpha_max ({self.alpha_max})")
         if self.temperature_min > self.temperature_max:

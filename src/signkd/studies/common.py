@@ -22,19 +22,21 @@ from signkd.errors import InputError
 from signkd.experiment import feature_source
 from signkd.io import write_json
 from signkd.params import Params
-from signkd.scoring import BOOTSTRAP_RESAMPLES, CI_LEVEL, utterance_counts
+from signkd.scoring import utterance_counts
 from signkd.studies import corpus
+from signkd.studies.intervals import paired_difference, verdict, wer_intervals
 from signkd.training.data import Item, Vocabulary, load_items
 
 ALL_INPUTS = ("video", "keypoints", "flow")
 
 
 def with_updates(params: Params, **sections: dict) -> Params:
-    """A copy of params with some fields of some sections replaced (params are frozen)."""
+    """A copy of params with some fields of some sections replaced (params are frozen), validated
+    as params.yaml is (nested sections such as kd.level_weights given as dicts)."""
     updates = {}
     for name, fields in sections.items():
         current = getattr(params, name)
-        updates[name] = current.model_copy(update=fields) if hasattr(current, "model_copy") else fields
+        updates[name] = type(current).model_validate({**current.model_dump(), **fields}) if hasattr(current, "model_copy") else fields
     return params.model_copy(update=updates)
 
 
@@ -129,47 +131,37 @@ def test_record(items: list[Item], hyps: list[list[str]], clean: str) -> dict:
             "test_errors": [s + d + i for s, d, i, _ in counts], "test_ref_words": [n for *_, n in counts]}
 
 
-def seed_mean_interval(errors: np.ndarray, ref_words: np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES,
-                       level: float = CI_LEVEL, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean-over-seeds corpus WER; errors [S, U], ref_words [U]."""
-    rng = np.random.default_rng(seed)
-    u = ref_words.shape[0]
-    idx = rng.integers(0, u, size=(n_resamples, u))
-    refs = ref_words[idx].sum(1)
-    keep = refs > 0
-    wers = (errors[:, idx].sum(2) / np.maximum(refs, 1)[None]).mean(0)[keep] * 100.0
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(wers, tail)), float(np.percentile(wers, 100 - tail))
-
-
-def summarize(runs: list[dict]) -> dict:
-    """`test_wer_mean/std/ci_low/ci_high` and `seeds` over runs of one model on one test set."""
+def _stacked(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """errors [seeds, utterances] and ref_words [utterances] of one model's runs."""
     ids = runs[0]["test_ids"]
     if any(r["test_ids"] != ids for r in runs):
         raise ValueError("runs of one model were scored on different test sets")
-    errors = np.array([r["test_errors"] for r in runs], dtype=np.int64)
-    refs = np.array(runs[0]["test_ref_words"], dtype=np.int64)
+    return (np.array([r["test_errors"] for r in runs], dtype=np.int64),
+            np.array(runs[0]["test_ref_words"], dtype=np.int64))
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean, std and intervals of one model's test WER over its runs (seeds), on one test set:
+    `test_wer_ci_*` counts seeds and utterances, `test_wer_utt_ci_*` utterances only
+    (signkd.studies.intervals)."""
+    errors, refs = _stacked(runs)
     wers = errors.sum(1) / refs.sum() * 100.0
-    low, high = seed_mean_interval(errors, refs)
+    ci = wer_intervals(errors, refs)
     return {"test_wer_mean": round(float(wers.mean()), 3), "test_wer_std": round(float(wers.std(ddof=1)) if len(runs) > 1 else 0.0, 3),
-            "test_wer_ci_low": round(low, 3), "test_wer_ci_high": round(high, 3), "seeds": len(runs),
+            **{f"test_wer_{k}": round(v, 3) for k, v in ci.items()}, "seeds": len(runs),
+            "seed_wers": [round(float(w), 3) for w in wers],
             "dev_wer_mean": round(float(np.mean([r["dev_wer"] for r in runs])), 3)}
 
 
-def paired_gain(base: list[dict], other: list[dict]) -> dict:
-    """Mean-over-seeds test WER of `base` minus that of `other`, with a paired bootstrap interval:
-    each resample draws the same utterances for both, so what the two models share (hard
-    utterances) cancels. A gain whose interval excludes 0 is one this test set can see, even
-    where the two models' own intervals overlap (those answer a different question: where each
-    model's WER lies)."""
-    ids = base[0]["test_ids"]
-    if any(r["test_ids"] != ids for r in base + other):
+def paired(first: list[dict], second: list[dict]) -> dict:
+    """How much better `first` is than `second` (signkd.studies.intervals.paired_difference): the
+    runs are matched by seed, and both must be scored on the same test set."""
+    if [r["seed"] for r in first] != [r["seed"] for r in second]:
+        raise ValueError(f"a paired comparison needs the same seeds: {[r['seed'] for r in first]} vs {[r['seed'] for r in second]}")
+    (a, refs), (b, _) = _stacked(first), _stacked(second)
+    if first[0]["test_ids"] != second[0]["test_ids"]:
         raise ValueError("a paired comparison needs both models scored on the same test set")
-    refs = np.array(base[0]["test_ref_words"], dtype=np.int64)
-    mean_errors = lambda runs: np.array([r["test_errors"] for r in runs], dtype=np.float64).mean(0)  # noqa: E731
-    diff = mean_errors(base) - mean_errors(other)
-    low, high = seed_mean_interval(diff[None, :], refs)
-    return {"mean": round(float(diff.sum() / refs.sum() * 100.0), 3), "ci_low": round(low, 3), "ci_high": round(high, 3)}
+    return paired_difference(a, b, refs)
 
 
 def bar_chart(summary: dict[str, dict], path: Path, title: str) -> Path:
@@ -200,8 +192,17 @@ def bar_chart(summary: dict[str, dict], path: Path, title: str) -> Path:
 
 
 def markdown_table(summary: dict[str, dict], labels: dict[str, str]) -> str:
-    lines = ["| model | test WER % mean ± std (3 seeds) | 95% CI | dev WER % mean |", "|---|---:|---:|---:|"]
+    """One row per model: mean ± std over seeds, the two-level interval, the utterance-only one."""
+    seeds = max((s["seeds"] for s in summary.values()), default=0)
+    lines = [f"| model | test WER % mean ± std ({seeds} seeds) | 95% CI, seeds + utterances | 95% CI, utterances only | dev WER % mean |",
+             "|---|---:|---:|---:|---:|"]
     for name, s in summary.items():
         lines.append(f"| {labels.get(name, name)} (`{name}`) | {s['test_wer_mean']:.2f} ± {s['test_wer_std']:.2f} | "
-                     f"[{s['test_wer_ci_low']:.2f}, {s['test_wer_ci_high']:.2f}] | {s['dev_wer_mean']:.2f} |")
+                     f"[{s['test_wer_ci_low']:.2f}, {s['test_wer_ci_high']:.2f}] | "
+                     f"[{s['test_wer_utt_ci_low']:.2f}, {s['test_wer_utt_ci_high']:.2f}] | {s['dev_wer_mean']:.2f} |")
     return "\n".join(lines)
+
+
+def paired_lines(block: dict[str, dict], labels: dict[str, tuple[str, str]]) -> list[str]:
+    """The paired comparisons in words, one bullet each (resolved or not)."""
+    return [f"- {verdict(*labels[key], p)}" for key, p in block.items()]

@@ -5,10 +5,13 @@ student without distillation (`no_kd`) and distilled from that seed's teacher by
 (`logits`, `hkd`, `chain`; see signkd.distillation). Writes
 
   reports/kd_ablation/metrics.json   {"<student>": {"<recipe>": {"test_wer_mean", "test_wer_std",
-                                      "test_wer_ci_low", "test_wer_ci_high", "seeds"}, ...,
+                                      "test_wer_ci_low", "test_wer_ci_high",          (seeds + utterances)
+                                      "test_wer_utt_ci_low", "test_wer_utt_ci_high",  (utterances only)
+                                      "seeds", "seed_wers"}, ...,
                                       "gap_recovered": {"<recipe>": (no_kd - recipe) / (no_kd - teacher)},
-                                      "gain_over_no_kd": {"<recipe>": {"mean", "ci_low", "ci_high"}}}}
-      (no_kd's test WER minus the recipe's, with a paired bootstrap interval over test utterances)
+                                      "paired": {"hkd_vs_logits": {"mean", "ci_low", "ci_high", "seeds_better", ...},
+                                                 "chain_vs_hkd", "hkd_vs_no_kd", "logits_vs_no_kd", "chain_vs_no_kd"}}}
+      (paired: test WER points the first recipe is better by, same seed; signkd.studies.intervals)
   reports/kd_ablation/README.md, wer.png, alignment.png
 
 Run: `make kd-ablation`; runs are cached in models/studies/kd_ablation/, so it resumes.
@@ -49,7 +52,8 @@ from signkd.studies.common import (
     load_all,
     markdown_table,
     only,
-    paired_gain,
+    paired,
+    paired_lines,
     run_key,
     study_vocabulary,
     summarize,
@@ -65,16 +69,17 @@ from signkd.teacher_targets import (
 )
 from signkd.training.kd import attach_teacher_outputs
 from signkd.training.trainer import TrainResult, evaluate, train
-from signkd.tuning import kd_settings
+from signkd.errors import InputError
+from signkd.kd.settings import KDSettings, resolve, tuned_keys
 
 STUDY_DIR = Path("models/studies/kd_ablation")
-# The KD settings every recipe uses: the `tune` stage's best trial on the study's corpus, in its
-# best_params.json format, kept beside the study so that a smaller default corpus (whose own tune
-# finds other values) leaves the study unchanged.
+# The tune study's best values (signkd.studies.tune); the ablation itself distils with params' numbers.
 TUNED = Path("studies/kd_tuned.json")
 REPORT_DIR = Path("reports/kd_ablation")
 STUDENTS = ("keypoints", "video")
-SUMMARY_KEYS = ("gap_recovered", "gain_over_no_kd")  # per-student keys that are not models
+SUMMARY_KEYS = ("gap_recovered", "paired")  # per-student keys that are not models
+# The paired questions, "first_vs_second": how much lower the first recipe's test WER is, same seed
+PAIRS = (("hkd", "logits"), ("chain", "hkd"), ("hkd", "no_kd"), ("logits", "no_kd"), ("chain", "no_kd"))
 
 
 def _evaluate(model, params, data, vocab, result) -> dict:
@@ -120,11 +125,11 @@ def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg) -> Pat
     return directory
 
 
-def assistant_run(params: Params, items: dict, vocab, targets: Path | None, teacher_cfg, kd: dict, teacher) -> tuple:
+def assistant_run(params: Params, items: dict, vocab, targets: Path | None, teacher_cfg, kd: KDSettings, teacher) -> tuple:
     """The chain's assistant for this seed, trained once and shared by both students (from the
     stored `targets`, or online from the frozen `teacher`)."""
     directory = STUDY_DIR / f"assistant-seed{params.seed}"
-    key = run_key(params, "assistant", params.seed, kd, sections=KD_SECTIONS)
+    key = run_key(params, "assistant", params.seed, kd.for_recipe("chain").record(), sections=KD_SECTIONS)
     record = directory / "record.json"
     if record.is_file() and json.loads(record.read_text())["key"] == key and (directory / "model.safetensors").is_file():
         model, config = load_checkpoint(directory)
@@ -135,17 +140,18 @@ def assistant_run(params: Params, items: dict, vocab, targets: Path | None, teac
     if not online(params):
         load_targets(train_items, targets, keep)
     data = {"train": train_items, "dev": only(items["dev"], keep)}
-    model, config, result = train_assistant(params, data, vocab, teacher_cfg, kd["temperature"], None, f"assistant {params.seed}",
+    model, config, result = train_assistant(params, data, vocab, teacher_cfg, kd, None, f"assistant {params.seed}",
                                             teacher if online(params) else None)
     save_checkpoint(model, config, directory)
     write_json(record, {"key": key, "result": {"best_epoch": result.best_epoch, "best_dev_wer": result.best_dev_wer}})
     return model, config, result
 
 
-def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path | None, teacher_cfg, kd: dict,
-                assistant=None, teacher=None) -> dict:
+def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path | None, teacher_cfg, kd: KDSettings,
+                assistant=None, teacher=None, name: str | None = None, study_dir: Path = STUDY_DIR) -> dict:
+    """One student of this seed (cached in `study_dir` as `name`, by default <modality>-<recipe>)."""
     modality, seed = params.student.modality, params.seed
-    name = f"{modality}-{recipe}"
+    name = name or f"{modality}-{recipe}"
 
     def fit() -> dict:
         if recipe == "no_kd":
@@ -160,14 +166,17 @@ def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path |
             if not online(pr):
                 load_targets(train_items, targets, keep)
             data = {"train": train_items, "dev": only(items["dev"], keep), "test": only(items["test"], (modality,))}
-            out = distill_student(pr, data, vocab, teacher_cfg, kd["temperature"],
-                                  on_epoch=None, desc=name, alpha=kd["alpha"], level_weights=kd["level_weights"],
+            out = distill_student(pr, data, vocab, teacher_cfg, kd.for_recipe(recipe), on_epoch=None, desc=name,
                                   assistant=assistant() if recipe == "chain" else None, teacher=teacher)
             model, config, result = out.student, out.config, out.result
-        save_checkpoint(model, config, STUDY_DIR / f"{name}-seed{seed}")
+        save_checkpoint(model, config, study_dir / f"{name}-seed{seed}")
         return _evaluate(model, params, {"test": only(items["test"], (modality,))}, vocab, result)
 
-    return cached(STUDY_DIR, name, seed, run_key(params, name, seed, kd if recipe != "no_kd" else None, sections=KD_SECTIONS if recipe != "no_kd" else STUDENT_SECTIONS), fit)
+    if recipe == "no_kd":
+        key = run_key(params, name, seed, sections=STUDENT_SECTIONS)
+    else:
+        key = run_key(params, name, seed, kd.for_recipe(recipe).record(), sections=KD_SECTIONS)
+    return cached(study_dir, name, seed, key, fit)
 
 
 def gap_recovered(block: dict) -> dict:
@@ -183,7 +192,10 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS, 
     ~3x slower per epoch than the keypoint one."""
     vocab = study_vocabulary(params)
     items = load_all(params, vocab)
-    kd = kd_settings(params, TUNED)
+    if tuned_keys(params):
+        raise InputError(f"the KD ablation distils with numbers, but params marks kd.{tuned_keys(params)[0]} `tuned`; "
+                         f"to run it with the tune study's values, copy them from {TUNED} into params/study.yaml")
+    kd = resolve(params)  # one set of settings for every recipe, the chain's assistant included
     teachers, runs = {}, {s: {} for s in students}
     for seed in seeds:
         ps = params.model_copy(update={"seed": seed})
@@ -203,14 +215,14 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS, 
     teacher_summary = summarize(list(teachers.values()))
     report: dict = {}
     for student, by_recipe in runs.items():
-        block = {recipe: summarize(rs) | {"seed_wers": [round(r["test_wer"], 3) for r in rs]} for recipe, rs in by_recipe.items()}
-        block["teacher"] = teacher_summary | {"seed_wers": [round(r["test_wer"], 3) for r in teachers.values()]}
+        block = {recipe: summarize(rs) for recipe, rs in by_recipe.items()}
+        block["teacher"] = teacher_summary
         block["gap_recovered"] = gap_recovered(block)
-        block["gain_over_no_kd"] = {r: paired_gain(by_recipe["no_kd"], rs) for r, rs in by_recipe.items() if r != "no_kd"}
+        block["paired"] = {f"{a}_vs_{b}": paired(by_recipe[a], by_recipe[b]) for a, b in PAIRS if a in by_recipe and b in by_recipe}
         report[student] = block
-    report["settings"] = {"temperature": kd["temperature"], "teacher_targets": params.kd.teacher_targets, "alpha": kd["alpha"], "fusion": params.teacher.fusion,
-                          "level_weights": kd["level_weights"], "kd_source": kd["source"], "seeds": seeds,
-                          "epochs": params.kd.epochs, "video_epochs": video_epochs or params.kd.epochs,
+    report["settings"] = {"temperature": kd.temperature, "teacher_targets": params.kd.teacher_targets, "alpha": kd.alpha,
+                          "fusion": params.teacher.fusion, "level_weights": kd.level_weights, "kd_source": kd.source,
+                          "seeds": seeds, "epochs": params.kd.epochs, "video_epochs": video_epochs or params.kd.epochs,
                           "video_recipes": list(video_recipes)}
     write_json(REPORT_DIR / "metrics.json", report)
     flat = {f"{s}/{r}": v for s in students for r, v in report[s].items() if r not in SUMMARY_KEYS}
@@ -231,15 +243,15 @@ def _write_readme(report: dict, students: tuple[str, ...], seeds: list[int]) -> 
         lines += [f"## {student} student", "",
                   markdown_table({k: v for k, v in block.items() if k not in SUMMARY_KEYS}, {}), "",
                   "gap recovered: " + ", ".join(f"{r} {v:.2f}" if v is not None else f"{r} –" for r, v in block["gap_recovered"].items()), "",
-                  "gain over no KD (test WER points, paired 95% CI): " + ", ".join(
-                      f"{r} {g['mean']:.2f} [{g['ci_low']:.2f}, {g['ci_high']:.2f}]" for r, g in block["gain_over_no_kd"].items()), ""]
+                  "Paired, same seed (test WER points the first is better by; 95% CI over seeds and utterances):", "",
+                  *paired_lines(block["paired"], {f"{a}_vs_{b}": (a, b) for a, b in PAIRS}), ""]
     lines += ["![test WER per recipe](wer.png)", "", "![CTC alignment](alignment.png)", ""]
     write_text(REPORT_DIR / "README.md", "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=STUDENTS)
     parser.add_argument("--video-epochs", type=int, help="epochs of the video student, with and without KD (default: params')")
     parser.add_argument("--video-recipes", nargs="+", default=list(RECIPES), choices=RECIPES)

@@ -6,7 +6,10 @@ deployable keypoint student without distillation (`student_keypoints`), all with
 of params.yaml (only the seed, the streams and the fusion change), and writes
 
   reports/modalities/metrics.json   {"<model>": {"test_wer_mean", "test_wer_std", "test_wer_ci_low",
-                                                 "test_wer_ci_high", "seeds", ...}, "claims": {...}}
+                                                 "test_wer_ci_high", "test_wer_utt_ci_low", "test_wer_utt_ci_high",
+                                                 "seeds", ...}, "claims": {...},
+                                     "paired": {"fusion_early_vs_<model>": {"mean", "ci_low", "ci_high", "seeds_better", ...}}}
+      (the two-level and utterance-only intervals and the paired block: signkd.studies.intervals)
   reports/modalities/README.md      the table, with the premise's two checks
   reports/modalities/wer.png        bars with the intervals, one dot per seed
 
@@ -39,6 +42,8 @@ from signkd.studies.common import (
     load_all,
     markdown_table,
     only,
+    paired,
+    paired_lines,
     run_key,
     study_vocabulary,
     summarize,
@@ -113,19 +118,26 @@ def run(params: Params, seeds: list[int], models: list[str] | None = None) -> di
             runs.setdefault(name, []).append(
                 cached(STUDY_DIR, name, seed, run_key(ps, name, seed, sections=TEACHER_SECTIONS if role == "teacher" else STUDENT_SECTIONS), lambda ps=ps, role=role: train_one(ps, role, items, vocab))
             )
-    summary = {name: {**summarize(rs), "seed_wers": [round(r["test_wer"], 3) for r in rs]} for name, rs in runs.items()}
-    report = {**summary, "claims": claims(summary)} if {"student_keypoints", *SINGLE} <= set(summary) else summary
+    summary = {name: summarize(rs) for name, rs in runs.items()}
+    report = {**summary, "claims": claims(summary)} if {"student_keypoints", *SINGLE} <= set(summary) else dict(summary)
+    fused = f"fusion_{params.teacher.fusion}"  # the pipeline's teacher, chosen before this study looked at test
+    report["paired"] = {f"{fused}_vs_{other}": paired(runs[fused], runs[other]) for other in runs if fused in runs and other != fused}
     write_json(REPORT_DIR / "metrics.json", report)
     bar_chart(summary, REPORT_DIR / "wer.png", f"Modality study, {len(seeds)} seeds")
-    _write_readme(summary, report.get("claims"), seeds, sum(len(r["test_ids"]) for r in runs[next(iter(runs))][:1]))
+    _write_readme(summary, report.get("claims"), report["paired"], seeds, len(runs[next(iter(runs))][0]["test_ids"]))
     return report
 
 
-def _write_readme(summary: dict, checks: dict | None, seeds: list[int], n_test: int) -> None:
+def _write_readme(summary: dict, checks: dict | None, pairs: dict, seeds: list[int], n_test: int) -> None:
     lines = ["# Modality study", "",
-             f"Test WER over seeds {seeds} on {n_test} test sentences; 95% CI = bootstrap over test utterances "
-             "of the mean over seeds. Written by `python -m signkd.studies.modalities`; do not edit.", "",
+             f"Test WER over seeds {seeds} on {n_test} test sentences. 95% CIs of the mean over seeds by bootstrap: "
+             "over seeds and test utterances (what another training run would give), and over utterances only "
+             "(these trained models on other sentences); see src/signkd/studies/intervals.py. "
+             "Written by `python -m signkd.studies.modalities`; do not edit.", "",
              markdown_table(summary, LABELS), "", "![test WER per model](wer.png)", ""]
+    if pairs:
+        lines += ["## Paired, same seed", "", "Test WER points the first model is better by; 95% CI over seeds and utterances.", "",
+                  *paired_lines(pairs, {k: tuple(k.split("_vs_")) for k in pairs}), ""]
     if checks:
         lines += ["## The premise", "",
                   f"- best fusion `{checks['best_fusion']}` vs best single stream `{checks['best_single_stream']}`: "
@@ -140,7 +152,7 @@ def _write_readme(summary: dict, checks: dict | None, seeds: list[int], n_test: 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--models", nargs="*", help="a subset of the models (default: all)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
