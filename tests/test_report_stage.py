@@ -79,3 +79,22 @@ def test_a_stage_ends_with_one_summary_line(tmp_path, monkeypatch, caplog):
     done = [r.getMessage() for r in caplog.records if r.getMessage().startswith("done in")]
     assert len(done) == 1
     assert done[0].endswith(" s: 560 videos, 24,410 frames, 36.0 frames/s, test WER 4.26"), done[0]
+
+
+def test_the_report_shows_the_seed_aware_figures_beside_its_one_draw(tmp_path):
+    from signkd.params import load_params
+    from tests.tiny_workspace import stage_main
+
+    one_draw = stage_main("report").__globals__["one_draw"]
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    missing = one_draw(params, tmp_path / "absent.json")
+    assert "make kd-ablation" in missing[-1]
+    study = tmp_path / "metrics.json"
+    model = lambda m, lo, hi: {"test_wer_mean": m, "test_wer_ci_low": lo, "test_wer_ci_high": hi,  # noqa: E731
+                               "test_wer_utt_ci_low": m - 0.1, "test_wer_utt_ci_high": m + 0.1}
+    write_json(study, {"keypoints": {"teacher": model(3.1, 2.0, 4.0), "no_kd": model(6.2, 4.0, 8.0), "hkd": model(4.3, 3.0, 5.5),
+                                     "paired": {}}, "video": {"hkd": model(9.9, 9.0, 11.0)},
+                       "settings": {"seeds": [1, 2, 3, 4, 5], "temperature": 2.0, "alpha": 0.7}})
+    lines = one_draw(params, study)
+    assert "seed 1234" in lines[1] and "seeds and test utterances" in lines[2]
+    assert "| HKD | 4.30 | [3.00, 5.50] |" in lines[3] and "9.90" not in lines[3], "the pipeline's student (keypoints), not video"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WrapValidator, model_validator
 
 
 class _Strict(BaseModel):
@@ -233,7 +233,20 @@ class AugmentParams(_Strict):
 # A KD setting is a number, or "tuned": the `tune` stage searches it and `distill` takes the best
 # trial's value (signkd.kd.settings). A number always means that number.
 TUNED = "tuned"
-Weight = Annotated[float, Field(ge=0.0)] | Literal["tuned"]
+
+
+def _number_or_tuned(value, handler):
+    """`tuned` passes as it is; anything else is validated as the number it must be (one error
+    naming the key, not one per member of a union)."""
+    if value == TUNED:
+        return TUNED
+    if isinstance(value, str):
+        raise ValueError("must be a number, or `tuned` to let the tune stage choose it")
+    return handler(value)
+
+
+# Typed float for the validator; the value may also be the string "tuned" (signkd.kd.settings resolves it).
+Weight = Annotated[float, Field(ge=0.0), WrapValidator(_number_or_tuned)]
 
 
 class LevelWeights(_Strict):
@@ -250,8 +263,8 @@ class KDParams(TrainParams):
     folds: int = Field(default=3, ge=2, le=10)
     # chain only: the assistant between teacher and student (a smaller multi-stream model)
     assistant_modalities: list[Modality] = Field(default=["video", "keypoints"], min_length=1)
-    alpha: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["tuned"]
-    temperature: Annotated[float, Field(gt=0.0, le=100.0)] | Literal["tuned"]
+    alpha: Annotated[float, Field(ge=0.0, le=1.0), WrapValidator(_number_or_tuned)]
+    temperature: Annotated[float, Field(gt=0.0, le=100.0), WrapValidator(_number_or_tuned)]
     level_weights: LevelWeights
 
     @model_validator(mode="before")
