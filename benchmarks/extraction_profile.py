@@ -37,7 +37,7 @@ from signkd.features.frames import iter_frames, list_image_files
 from signkd.features.keypoints import (
     _frame_landmarks,
     _import_mediapipe,
-    _with_gaps_filled,
+    with_gaps_filled,
     extract_keypoints,
 )
 from signkd.io import load_npz, save_npz, write_json
@@ -136,7 +136,7 @@ def _extract_scaled(source: str, scale: float) -> tuple[dict, int, float]:
             masks.append(m)
     finally:
         holistic.close()
-    arrays = _with_gaps_filled({"landmarks": np.stack(points), "mask": np.stack(masks),
+    arrays = with_gaps_filled({"landmarks": np.stack(points), "mask": np.stack(masks),
                                 "frame_size": np.asarray(size, np.int32)}, 4)
     return arrays, len(points), graph
 

@@ -43,7 +43,7 @@ from signkd.features.keypoints import (
     POSE,
     POSE_NAMES,
     RIGHT_HAND,
-    _with_gaps_filled,
+    with_gaps_filled,
     extract_keypoints,
 )
 from signkd.features.model_files import sha256_bytes
@@ -121,7 +121,7 @@ def arrays_from(frames: list[dict], size: np.ndarray) -> dict:
         for side, hand in sides.items():
             part = LEFT_HAND if side == "left" else RIGHT_HAND
             landmarks[t, part], mask[t, part] = hand.points, True
-    return _with_gaps_filled({"landmarks": landmarks, "mask": mask,
+    return with_gaps_filled({"landmarks": landmarks, "mask": mask,
                               "frame_size": np.array(size[::-1], np.int32)}, 4)
 
 

@@ -2,6 +2,7 @@
 
   signkd recognize my_video.mp4          # video -> MediaPipe -> int8 student -> decoder -> correction
   signkd recognize clip.webm --json --overlay clip_glosses.mp4 --model models:/signkd-synthetic-student@champion
+  signkd live --camera 0                  # live captions from the first camera (--stream FILE: a file as a camera)
   signkd check-params [params.yaml]
 """
 
@@ -34,7 +35,8 @@ def _recognize(args: argparse.Namespace) -> int:
     summary = {
         "video": result.video,
         "frames": result.frames,
-        "fps": result.fps,
+        "fps": result.fps,  # the model's rate, at which `frames` and the spans count
+        "source_fps": result.source_fps,
         "glosses": " ".join(result.glosses),
         "corrected": " ".join(result.corrected),
         "correction": result.correction,
@@ -51,7 +53,8 @@ def _recognize(args: argparse.Namespace) -> int:
     else:
         steps = ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
         sure = " ".join(f"{s.gloss}({s.confidence:.2f})" for s in result.spans)
-        print(f"{summary['corrected']}\n(raw: {sure or '-'}; {result.frames} frames at {result.fps:g} fps; "
+        rate = f"{result.fps:g} fps" + (f", from {result.source_fps:g}" if abs(result.source_fps - result.fps) > 0.01 * result.fps else "")
+        print(f"{summary['corrected']}\n(raw: {sure or '-'}; {result.frames} frames at {rate}; "
               f"{steps}; real-time factor {summary['real_time_factor']})")
     if result.correction == "not applied":
         print(f"note: correction not applied: the corrector at {args.corrector} was calibrated on dev to accept "
@@ -98,6 +101,52 @@ def _positive(kind: type, what: str):
     return parse
 
 
+def _live(args: argparse.Namespace) -> int:
+    import threading
+
+    from signkd.live import LatestFrame, LiveRecognizer, play_file, read_camera, run_live, warm_tracker
+    from signkd.recognize import RecognizeError
+
+    def show(caption) -> None:
+        if not args.json:
+            print(f"{caption.gloss} ({caption.confidence:.2f}, {caption.start_s:.1f}-{caption.end_s:.1f} s, "
+                  f"after {caption.latency_s:.2f} s)", flush=True)
+
+    stop = threading.Event()
+    try:
+        recognizer = LiveRecognizer(args.model, on_caption=show)
+        tracker, slot = warm_tracker(), LatestFrame()  # MediaPipe loaded before the first frame arrives
+        if args.stream is not None:
+            if not args.stream.exists():
+                raise RecognizeError(f"{args.stream} does not exist: give a video file or a folder of frame images")
+            play_file(args.stream, slot, args.fps)
+        else:
+            read_camera(args.camera, slot, stop)
+        result = run_live(slot, recognizer, tracker)
+    except (RecognizeError, RuntimeError) as err:
+        print(one_line(f"error: {err}"), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        stop.set()
+        return 130
+    import numpy as np
+
+    latencies = [c.latency_s for c in result.captions]
+    summary = {"glosses": " ".join(result.glosses), "stride": result.stride,
+               "frames_published": result.frames_published, "frames_processed": result.frames_processed,
+               "mediapipe_ms_median": round(1000 * float(np.median(result.mediapipe_s)), 1) if result.mediapipe_s else None,
+               "latency_median_s": round(float(np.median(latencies)), 3) if latencies else None,
+               "latency_p95_s": round(float(np.percentile(latencies, 95)), 3) if latencies else None,
+               "captions": [c.__dict__ for c in result.captions]}
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        print(f"-- {summary['glosses'] or '(no glosses)'}; MediaPipe on {result.frames_processed} of "
+              f"{result.frames_published} frames (stride {result.stride:g} on the model's frame grid); latency median "
+              f"{summary['latency_median_s']} s, p95 {summary['latency_p95_s']} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _OneLineParser(prog="signkd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--overlay", type=Path, default=None,
                      help="also write the video with the landmarks and the running gloss caption (.mp4 or .avi)")
     rec.set_defaults(func=_recognize)
+    live = sub.add_parser("live", help="live captions from a camera, or from a file played at its own frame rate")
+    source = live.add_mutually_exclusive_group(required=True)
+    source.add_argument("--camera", type=int, metavar="N", help="camera index (0: the first camera)")
+    source.add_argument("--stream", type=Path, metavar="FILE", help="a video file or frame folder, played as a camera")
+    live.add_argument("--model", default="models/quantize/student_int8.onnx", help="exported student (.onnx or models:/ URI)")
+    live.add_argument("--fps", type=_positive(float, "a finite frame rate > 0, e.g. 25"), default=None,
+                      help="--stream only: play at this rate (default: the file's own)")
+    live.add_argument("--json", action="store_true", help="print a JSON summary at the end (captions, latency, stride)")
+    live.set_defaults(func=_live)
     chk = sub.add_parser("check-params", help="validate params.yaml")
     chk.add_argument("params", nargs="?", default="params.yaml")
     chk.set_defaults(func=_check_params)

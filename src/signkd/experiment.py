@@ -82,6 +82,7 @@ def preprocessing(params: Params, frame_stride: int = 1) -> dict:
         "keypoint_parts": list(params.model.keypoint_parts),
         "max_gap": params.keypoints.max_gap,
         "frame_stride": frame_stride,
+        "fps": params.data.fps,  # the training videos' rate: recognize resamples any input to it
         "frame_height": params.model.frame_height,
         "frame_width": params.model.frame_width,
         "decode_method": params.decode.method,

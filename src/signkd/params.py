@@ -75,6 +75,9 @@ class DataParams(_Strict):
     synthetic: SyntheticParams
     download: DownloadParams
     custom: CustomDataParams = CustomDataParams()
+    # the frame rate of the training videos (the synthetic corpus and Phoenix: 25): it travels with
+    # the model, and `recognize` / live mode bring any input to it (signkd.features.keypoints.at_frame_rate)
+    fps: float = Field(default=25.0, gt=0.0, le=1000.0)
 
 
 class ValidateParams(_Strict):

@@ -27,6 +27,7 @@ from signkd.model_input import DOWNSAMPLE, keypoint_features
 # Nothing here imports torch (~2.5 s of CPU per call): the student runs under ONNX Runtime.
 
 DEFAULT_MODEL = Path("models/quantize/student_int8.onnx")
+MODEL_FPS = 25.0  # the rate of a model whose checkpoint does not say (Phoenix and the synthetic corpus)
 MIN_HAND_FRAMES = 0.1  # below this share of frames with a detected hand, nobody is signing
 # below this hand travel (shoulder widths; see hand_motion) the hands are held still: nobody is
 # signing. Calibrated by benchmarks/signing_probe.py (reports/signing_probe/metrics.json)
@@ -74,6 +75,7 @@ class Recognition:
     spans: list[GlossSpan] = field(default_factory=list)
     cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per step (all threads)
     correction: str = "off"  # applied | not applied (the gate accepts nothing) | off
+    source_fps: float = 0.0  # the input's own rate; `frames` and `fps` (and the spans) are at the model's
 
     @property
     def real_time_factor(self) -> float:
@@ -207,12 +209,14 @@ def recognize(
         raise RecognizeError(f"{video} does not exist: give a video file (.mp4, .avi, .webm) or a folder of frame images")
     _check_video_input(video)
     keypoint_backend = backend_for_record(prep)  # None (Holistic) unless trained on tasks keypoints: then its models
+    source_fps = fps or video_fps(video)
+    model_fps = float(prep.get("fps", MODEL_FPS))  # checkpoints from before the rate travelled: Phoenix's 25
 
     with clock.step("keypoints"):
         with quiet_native_logs():  # MediaPipe/TFLite info and warning lines are not the user's business
-            arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]),
-                                         frame_stride=int(prep.get("frame_stride", 1)), backend=keypoint_backend)
-    frames = int(len(arrays["mask"]))
+            arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]), frame_stride=int(prep.get("frame_stride", 1)),
+                                         backend=keypoint_backend, source_fps=source_fps, target_fps=model_fps)
+    frames = int(len(arrays["mask"]))  # at the model's rate
     if frames // DOWNSAMPLE < 1:
         raise RecognizeError(f"{video}: too short ({frames} frames); the model needs at least {DOWNSAMPLE}")
     if _hand_share(arrays) < MIN_HAND_FRAMES:
@@ -240,14 +244,29 @@ def recognize(
             torch.set_num_threads(max(1, threads))
 
             corrected, correction = GlossCorrector.load(corrector_dir).correct([hyp])[0], "applied"
-    result = Recognition(str(video), frames, fps or video_fps(video), hyp, corrected, clock.wall, spans, clock.cpu,
-                         correction)
+    result = Recognition(str(video), frames, model_fps, hyp, corrected, clock.wall, spans, clock.cpu, correction,
+                         source_fps=source_fps)
     if overlay is not None:
         with clock.step("overlay"):
             from signkd.features.overlay import write_overlay_video
 
-            write_overlay_video(video, arrays, overlay, running_captions(spans, frames), result.fps)
+            rows = rows_for_source_frames(_count_frames(video), source_fps, model_fps, frames)
+            shown = {k: (v[rows] if np.ndim(v) and len(v) == frames else v) for k, v in arrays.items()}  # per-frame arrays
+            captions = running_captions(spans, frames)
+            write_overlay_video(video, shown, overlay, [captions[r] for r in rows], source_fps)
     return result
+
+
+def rows_for_source_frames(source_frames: int, source_fps: float, model_fps: float, rows: int) -> np.ndarray:
+    """For each frame of the input video, the row (a frame at the model's rate) nearest in time:
+    how the overlay draws model-rate landmarks and captions on the video as it was recorded."""
+    return np.minimum((np.arange(source_frames) * model_fps / source_fps + 0.5).astype(int), rows - 1)
+
+
+def _count_frames(video: Path) -> int:
+    from signkd.features.frames import iter_frames
+
+    return sum(1 for _ in iter_frames(video))
 
 
 def running_captions(spans: list[GlossSpan], frames: int) -> list[str]:

@@ -118,6 +118,38 @@ def extractor_settings(extractor: "KeypointExtractor | None" = None, backend: "T
     }
 
 
+class HolisticTracker:
+    """One MediaPipe Holistic graph, fed frame by frame (a video file or a live camera): it tracks
+    hands and face from frame to frame, so one tracker serves one video and is then closed."""
+
+    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+        mp = _import_mediapipe()
+        # model_complexity=1 is the only Holistic variant bundled with mediapipe 0.10.21;
+        # 0 and 2 try to download their models at start-up, which fails offline.
+        self._graph = mp.solutions.holistic.Holistic(
+            static_image_mode=False,
+            model_complexity=1,
+            smooth_landmarks=True,
+            refine_face_landmarks=False,
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )
+
+    def process(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One BGR frame -> landmarks float32 [J, 3] and mask bool [J]."""
+        rgb = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        return _frame_landmarks(self._graph.process(rgb))
+
+    def close(self) -> None:
+        self._graph.close()
+
+    def __enter__(self) -> "HolisticTracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class KeypointExtractor:
     """MediaPipe Holistic over one video at a time (tracking state must not leak across videos)."""
 
@@ -127,26 +159,12 @@ class KeypointExtractor:
 
     def extract(self, frames: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """BGR frames -> landmarks float32 [T, J, 3] and mask bool [T, J]; see the module docstring."""
-        mp = _import_mediapipe()
-        # model_complexity=1 is the only Holistic variant bundled with mediapipe 0.10.21;
-        # 0 and 2 try to download their models at start-up, which fails offline.
-        holistic = mp.solutions.holistic.Holistic(
-            static_image_mode=False,
-            model_complexity=1,
-            smooth_landmarks=True,
-            refine_face_landmarks=False,
-            min_detection_confidence=self.min_detection_confidence,
-            min_tracking_confidence=self.min_tracking_confidence,
-        )
         landmarks, masks = [], []
-        try:
+        with HolisticTracker(self.min_detection_confidence, self.min_tracking_confidence) as tracker:
             for frame in frames:
-                rgb = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                points, mask = _frame_landmarks(holistic.process(rgb))
+                points, mask = tracker.process(frame)
                 landmarks.append(points)
                 masks.append(mask)
-        finally:
-            holistic.close()
         if not landmarks:
             return np.zeros((0, NUM_JOINTS, 3), np.float32), np.zeros((0, NUM_JOINTS), bool)
         return np.stack(landmarks), np.stack(masks)
@@ -261,7 +279,7 @@ def _frames_recording_size(source: Path, size: list) -> Iterator[np.ndarray]:
         yield frame
 
 
-def _with_gaps_filled(arrays: dict[str, np.ndarray], max_gap: int) -> dict[str, np.ndarray]:
+def with_gaps_filled(arrays: dict[str, np.ndarray], max_gap: int) -> dict[str, np.ndarray]:
     """`arrays` with landmarks re-interpolated from the raw detections under `max_gap`."""
     mask = np.asarray(arrays["mask"], bool)
     raw = np.where(mask[..., None], arrays["landmarks"], 0).astype(np.float32)
@@ -270,19 +288,43 @@ def _with_gaps_filled(arrays: dict[str, np.ndarray], max_gap: int) -> dict[str, 
                      "max_gap": np.asarray(max_gap, np.int32)}
 
 
+SAME_RATE = 0.01  # rates within 1% are one rate (29.97 and 30 fps: 0.1% apart, a sign 1 ms longer)
+
+
+def at_frame_rate(frames: Iterator[np.ndarray], source_fps: float, target_fps: float) -> Iterator[np.ndarray]:
+    """`frames` (a stream at `source_fps`) as a camera at `target_fps` would have taken them: for
+    each target frame, the source frame nearest in time, so frames are dropped (source faster) or
+    repeated (source slower). Why not interpolate: a blend of two frames shows two half-transparent
+    hands, which MediaPipe never sees in training."""
+    if abs(source_fps - target_fps) <= SAME_RATE * target_fps:
+        yield from frames
+        return
+    step, k = source_fps / target_fps, 0
+    for i, frame in enumerate(frames):
+        while int(k * step + 0.5) == i:
+            yield frame
+            k += 1
+
+
 def keypoints_for_video(source: str | Path, *, max_gap: int = DEFAULT_MAX_GAP, frame_stride: int = 1,
-                        backend: "TasksBackend | None" = None) -> dict[str, np.ndarray]:
+                        backend: "TasksBackend | None" = None, source_fps: float | None = None,
+                        target_fps: float | None = None) -> dict[str, np.ndarray]:
     """Arrays stored for one video (see the module docstring); also what `recognize` runs.
 
     With `frame_stride` n > 1, MediaPipe (nearly all of `recognize`'s time) runs on every n-th
     frame only; the others get no detections and are filled like gaps (`strided_max_gap`), so the
     arrays keep one row per frame. A student trained on `thinned(stored arrays, n)` expects this.
+    With `source_fps` and `target_fps` (the rate the model was trained at), the video is first
+    brought to that rate (`at_frame_rate`): one row per frame at `target_fps`.
     `backend`: None = Holistic, else the Tasks landmarkers (`signkd.features.tasks_backend`)."""
     size: list[int] = []
     total = [0]
+    frames = _frames_recording_size(Path(source), size)
+    if source_fps and target_fps:
+        frames = at_frame_rate(frames, source_fps, target_fps)
 
     def every_nth() -> Iterator[np.ndarray]:
-        for i, frame in enumerate(_frames_recording_size(Path(source), size)):
+        for i, frame in enumerate(frames):
             total[0] = i + 1
             if i % frame_stride == 0:
                 yield frame
@@ -298,7 +340,7 @@ def keypoints_for_video(source: str | Path, *, max_gap: int = DEFAULT_MAX_GAP, f
     mask = np.zeros((total[0], *found_mask.shape[1:]), bool)
     landmarks[::frame_stride], mask[::frame_stride] = found, found_mask
     arrays = {"landmarks": landmarks, "mask": mask, "frame_size": np.asarray(size, np.int32)}
-    return _with_gaps_filled(arrays, strided_max_gap(max_gap, frame_stride))
+    return with_gaps_filled(arrays, strided_max_gap(max_gap, frame_stride))
 
 
 def strided_max_gap(max_gap: int, frame_stride: int) -> int:
@@ -316,7 +358,7 @@ def thinned(arrays: dict[str, np.ndarray], frame_stride: int) -> dict[str, np.nd
         return arrays
     mask = np.asarray(arrays["mask"], bool).copy()
     mask[np.arange(len(mask)) % frame_stride != 0] = False
-    return _with_gaps_filled(arrays | {"mask": mask}, strided_max_gap(int(arrays["max_gap"]), frame_stride))
+    return with_gaps_filled(arrays | {"mask": mask}, strided_max_gap(int(arrays["max_gap"]), frame_stride))
 
 
 def _refresh_gaps(arrays: dict[str, np.ndarray], *, max_gap: int) -> dict[str, np.ndarray] | None:
@@ -326,7 +368,7 @@ def _refresh_gaps(arrays: dict[str, np.ndarray], *, max_gap: int) -> dict[str, n
         return None  # not keypoints at all: the summary rejects it
     if "interpolated" in arrays and "max_gap" in arrays and int(arrays["max_gap"]) == max_gap:
         return None
-    return _with_gaps_filled(arrays, max_gap)
+    return with_gaps_filled(arrays, max_gap)
 
 
 def _summarize_keypoints(arrays: dict[str, np.ndarray], *, max_gap: int = DEFAULT_MAX_GAP) -> dict:
