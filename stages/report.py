@@ -44,7 +44,8 @@ STUDY_MODELS = (("teacher", "teacher"), ("no_kd", "student without KD"), ("logit
 
 def one_draw(params: Params, study: Path) -> list[str]:
     """The table above is one training run (one seed); what the KD ablation measured over seeds
-    sits beside it, so nobody reads one draw as the claim."""
+    sits beside it, so nobody reads one draw as the claim. `study` is read as committed: it is
+    not a DVC dependency of this stage, or `dvc repro` would run the study (hours) first."""
     lines = ["## One draw, and the seed-aware figures",
              f"Every figure above comes from one training run (seed {params.seed}): another seed, or the same "
              "seed on another machine (MediaPipe and torch CPU kernels differ), can move them by more than "

@@ -331,3 +331,18 @@ def test_a_video_at_50_or_30_fps_gives_the_model_what_the_25_fps_original_does(t
     for fps in (50, 30):
         for key in ("landmarks", "mask"):
             np.testing.assert_array_equal(arrays[fps][key], arrays[25][key], err_msg=f"{fps} fps, {key}")
+
+
+@pytest.mark.parametrize("threshold, state", [(0.5, "recognized"), (0.9, "outside_vocabulary")])
+def test_recognize_says_when_the_input_is_outside_what_the_model_knows(tmp_path, capsys, signed_sentence, monkeypatch,
+                                                                       threshold, state):
+    """The confident student's gloss has confidence 0.870: known above a 0.5 threshold, not above 0.9."""
+    import json
+
+    monkeypatch.setattr("signkd.recognize.MIN_CONFIDENCE", threshold)
+    _, folder, _ = signed_sentence
+    code = main(["recognize", str(folder), "--model", str(_confident_student(tmp_path)), "--no-correction", "--json"])
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert code == 0 and summary["state"] == state and summary["confidence"] == pytest.approx(0.870, abs=1e-3)
+    assert ("outside what this model knows" in out.err) == (state == "outside_vocabulary")

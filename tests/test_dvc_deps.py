@@ -79,3 +79,20 @@ def test_the_import_scan_follows_lazy_and_transitive_imports():
     assert "src/signkd/inference.py" in files  # direct
     assert "src/signkd/decode.py" in files  # through signkd.inference
     assert "src/signkd/models/blocks.py" in files  # through checkpoint -> recognizer
+
+
+def test_the_default_pipeline_never_depends_on_a_study():
+    """`dvc repro` follows dependencies into studies/dvc.yaml: one default stage reading a study's
+    output would make a first run train the studies (hours) before it finishes."""
+    def outputs(stage: dict) -> list[str]:
+        entries = stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", [])
+        return [next(iter(e)) if isinstance(e, dict) else e for e in entries]
+
+    studies = yaml.safe_load((ROOT / "studies" / "dvc.yaml").read_text())["stages"]
+    produced = [Path(p) for stage in studies.values() for p in outputs(stage)]
+    default = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in default.items():
+        for dep in stage.get("deps", []):
+            dep = Path(dep)
+            clash = [p for p in produced if p == dep or p in dep.parents or dep in p.parents]
+            assert not clash, f"dvc.yaml stage {name} depends on {dep}, made by a study ({clash[0]})"

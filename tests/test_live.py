@@ -51,7 +51,7 @@ def test_a_gloss_is_committed_once_in_order_when_two_windows_agree(tmp_path, mon
     rec = live.LiveRecognizer(_deployable(tmp_path), window_s=10.0, hop_s=0.48, guard_s=0.16)  # hop 12 rows, guard 4
     real_window = rec._window
     monkeypatch.setattr(rec, "_window", lambda end, final: (windows.append(max(0, end - rec.window)), real_window(end, final)))
-    monkeypatch.setattr(live, "gloss_spans", scripted)
+    monkeypatch.setattr("signkd.recognize.gloss_spans", scripted)  # inside read_glosses, the model step
     committed = []
     rec.on_caption = lambda c: committed.append((c.gloss, len(windows)))
     for row in range(48):  # windows end at rows 12, 24, 36, 48, then once more at the end of the stream

@@ -40,6 +40,9 @@ def _recognize(args: argparse.Namespace) -> int:
         "glosses": " ".join(result.glosses),
         "corrected": " ".join(result.corrected),
         "correction": result.correction,
+        # outside_vocabulary: the mean gloss confidence is below what 98% of dev videos reach
+        "state": "recognized" if result.known else "outside_vocabulary",
+        "confidence": round(result.confidence, 4),
         "seconds": {k: round(v, 3) for k, v in result.timings.items()},
         "cpu_seconds": {k: round(v, 3) for k, v in result.cpu_timings.items()},
         "real_time_factor": round(result.real_time_factor, 3),
@@ -56,6 +59,11 @@ def _recognize(args: argparse.Namespace) -> int:
         rate = f"{result.fps:g} fps" + (f", from {result.source_fps:g}" if abs(result.source_fps - result.fps) > 0.01 * result.fps else "")
         print(f"{summary['corrected']}\n(raw: {sure or '-'}; {result.frames} frames at {rate}; "
               f"{steps}; real-time factor {summary['real_time_factor']})")
+    if not result.known:
+        from signkd.recognize import MIN_CONFIDENCE
+
+        print(f"note: outside what this model knows: mean gloss confidence {result.confidence:.2f} is below "
+              f"{MIN_CONFIDENCE:.2f} (reached by 98% of dev videos); the glosses above are a guess", file=sys.stderr)
     if result.correction == "not applied":
         print(f"note: correction not applied: the corrector at {args.corrector} was calibrated on dev to accept "
               "no change, so it was not loaded", file=sys.stderr)
@@ -107,9 +115,12 @@ def _live(args: argparse.Namespace) -> int:
     from signkd.live import LatestFrame, LiveRecognizer, play_file, read_camera, run_live, warm_tracker
     from signkd.recognize import RecognizeError
 
+    from signkd.recognize import MIN_CONFIDENCE
+
     def show(caption) -> None:
-        if not args.json:
-            print(f"{caption.gloss} ({caption.confidence:.2f}, {caption.start_s:.1f}-{caption.end_s:.1f} s, "
+        if not args.json:  # `?`: below recognize's "outside what this model knows" threshold
+            mark = "" if caption.confidence >= MIN_CONFIDENCE else "?"
+            print(f"{caption.gloss}{mark} ({caption.confidence:.2f}, {caption.start_s:.1f}-{caption.end_s:.1f} s, "
                   f"after {caption.latency_s:.2f} s)", flush=True)
 
     stop = threading.Event()

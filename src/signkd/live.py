@@ -9,7 +9,7 @@ its capture time; the rows in between stay undetected and are filled like gaps, 
 trained for `student.frame_stride` expects. The stride live mode actually ran at is reported.
 
 Every `hop_s` seconds the student reads the last `window_s` seconds through the same functions
-`recognize` uses (`keypoint_features`, the ONNX backend, the decoder, `gloss_spans`). A gloss is
+`recognize` uses (`signkd.recognize.read_glosses`: features, the ONNX student, the decoder, spans). A gloss is
 committed when it ends at least `guard_s` before the window's edge (its sign is complete) and the
 previous window also had it; glosses are committed in order and never taken back. When the
 source ends, the rest of the last window is committed. Latency is the time from the capture of a
@@ -28,9 +28,9 @@ import numpy as np
 
 from signkd.features.frames import iter_frames
 from signkd.features.keypoints import NUM_JOINTS, HolisticTracker, strided_max_gap, with_gaps_filled
-from signkd.inference import DecodeConfig, glosses_from_log_probs
-from signkd.model_input import DOWNSAMPLE, keypoint_features
-from signkd.recognize import MODEL_FPS, GlossSpan, gloss_spans, load_deployable, video_fps
+from signkd.inference import DecodeConfig
+from signkd.model_input import DOWNSAMPLE
+from signkd.recognize import MODEL_FPS, GlossSpan, load_deployable, read_glosses, video_fps
 
 
 class LatestFrame:
@@ -141,7 +141,6 @@ class LiveRecognizer:
                  decoding: DecodeConfig | None = None, on_caption: Callable[[Caption], None] | None = None):
         self.backend, self.config = load_deployable(model)
         prep = self.config["preprocessing"]
-        self.parts = tuple(prep["keypoint_parts"])
         self.max_gap = int(prep["max_gap"])
         self.fps = float(prep.get("fps", MODEL_FPS))
         self.decoding = decoding or DecodeConfig(prep["decode_method"], int(prep["beam_width"]))
@@ -188,10 +187,8 @@ class LiveRecognizer:
         arrays = with_gaps_filled({"landmarks": landmarks, "mask": mask,  # as keypoints_for_video fills them
                                    "frame_size": np.asarray(self.frame_size or (260, 210), np.int32)},
                                   strided_max_gap(self.max_gap, stride))
-        log_probs = self.backend.run_arrays({"keypoints": keypoint_features(arrays, self.parts)}, "live")
-        hyp = glosses_from_log_probs(log_probs, self.config["vocab"], self.decoding)
-        spans = [(s.gloss, start + s.start_frame, start + s.end_frame, s.confidence)
-                 for s in gloss_spans(log_probs, hyp, self.config["vocab"])]
+        _, found = read_glosses(arrays, self.backend, self.config, self.decoding, "live")  # recognize's model step
+        spans = [(s.gloss, start + s.start_frame, start + s.end_frame, s.confidence) for s in found]
         for gloss, a, b, confidence in spans:
             if (a + b) / 2 < self.committed_until:
                 continue  # centred before the last commit: a gloss already committed, aligned anew

@@ -28,6 +28,10 @@ from signkd.model_input import DOWNSAMPLE, keypoint_features
 
 DEFAULT_MODEL = Path("models/quantize/student_int8.onnx")
 MODEL_FPS = 25.0  # the rate of a model whose checkpoint does not say (Phoenix and the synthetic corpus)
+# below this mean gloss confidence the input is outside what the model knows (signs it never
+# learned, another domain): the 2nd percentile of the dev videos' scores, measured by
+# benchmarks/abstention_probe.py (reports/abstention/metrics.json)
+MIN_CONFIDENCE = 0.0
 MIN_HAND_FRAMES = 0.1  # below this share of frames with a detected hand, nobody is signing
 # below this hand travel (shoulder widths; see hand_motion) the hands are held still: nobody is
 # signing. Calibrated by benchmarks/signing_probe.py (reports/signing_probe/metrics.json)
@@ -76,6 +80,15 @@ class Recognition:
     cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per step (all threads)
     correction: str = "off"  # applied | not applied (the gate accepts nothing) | off
     source_fps: float = 0.0  # the input's own rate; `frames` and `fps` (and the spans) are at the model's
+
+    @property
+    def confidence(self) -> float:
+        """The mean gloss confidence: what the "outside what this model knows" rule reads."""
+        return mean_confidence(self.spans)
+
+    @property
+    def known(self) -> bool:
+        return self.confidence >= MIN_CONFIDENCE
 
     @property
     def real_time_factor(self) -> float:
@@ -191,6 +204,18 @@ def gloss_spans(log_probs: np.ndarray, glosses: list[str], vocab: list[str]) -> 
     return out
 
 
+def read_glosses(arrays: dict[str, np.ndarray], backend: OnnxBackend, config: dict, decoding: DecodeConfig | None = None,
+                 name: str = "?") -> tuple[list[str], list[GlossSpan]]:
+    """Landmark arrays (at the model's rate) -> glosses and their spans: the model step of
+    `recognize`, also what calibrates its rules on stored features."""
+    prep = config["preprocessing"]
+    features = keypoint_features(arrays, tuple(prep["keypoint_parts"]))
+    decoding = decoding or DecodeConfig(prep["decode_method"], int(prep["beam_width"]))
+    log_probs = backend.run_arrays({"keypoints": features}, name)
+    hyp = glosses_from_log_probs(log_probs, config["vocab"], decoding)
+    return hyp, gloss_spans(log_probs, hyp, config["vocab"])
+
+
 def recognize(
     video: str | Path, model_path: str | Path = DEFAULT_MODEL, *, decoding: DecodeConfig | None = None,
     corrector_dir: str | Path | None = None, fps: float | None = None, overlay: str | Path | None = None,
@@ -226,11 +251,7 @@ def recognize(
                              f"widths, signing moves them at least {MIN_HAND_MOTION}); record the person signing")
 
     with clock.step("model"):
-        features = keypoint_features(arrays, tuple(prep["keypoint_parts"]))
-        decoding = decoding or DecodeConfig(prep["decode_method"], int(prep["beam_width"]))
-        log_probs = backend.run_arrays({"keypoints": features}, video.name)
-        hyp = glosses_from_log_probs(log_probs, config["vocab"], decoding)
-        spans = gloss_spans(log_probs, hyp, config["vocab"])
+        hyp, spans = read_glosses(arrays, backend, config, decoding, video.name)
 
     corrected, correction = hyp, "off"
     if corrector_dir is not None and not corrector_applies(corrector_dir):
@@ -292,6 +313,16 @@ def hand_motion(arrays: dict[str, np.ndarray]) -> float:
             low, high = np.percentile(centres, [5, 95], axis=0)
             spread = max(spread, float(np.linalg.norm(high - low)))
     return spread
+
+
+def mean_confidence(spans: list[GlossSpan]) -> float:
+    """The hypothesis' mean gloss confidence (0 without glosses)."""
+    return float(np.mean([s.confidence for s in spans])) if spans else 0.0
+
+
+def is_signing(arrays: dict[str, np.ndarray]) -> bool:
+    """`recognize`'s "somebody is signing" rule: hands seen often enough, and moving."""
+    return _hand_share(arrays) >= MIN_HAND_FRAMES and hand_motion(arrays) >= MIN_HAND_MOTION
 
 
 def _hand_share(arrays: dict[str, np.ndarray]) -> float:

@@ -7,6 +7,7 @@ trajectory so that handshapes and positions run into the neighbouring signs, as 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from signkd.data.render.body import Body
 from signkd.data.render.hands import REST_HANDSHAPE
 from signkd.data.render.signer import Signer
-from signkd.data.signs import BASE_HANDSHAPE, BASE_ORIENTATION, HANDSHAPES, LEXICON, Handshape
+from signkd.data.signs import BASE_HANDSHAPE, BASE_ORIENTATION, HANDSHAPES, LEXICON, Handshape, Sign
 
 # Hand state: lateral, y, roll, yaw, pitch, then the 20 handshape angles.
 STATE_SIZE = 5 + 20
@@ -78,10 +79,11 @@ def _movement_offset(movement: str, t: float, L: float, amp: float) -> tuple[flo
     raise ValueError(f"unknown movement {movement!r}")
 
 
-def _sign_states(gloss: str, body: Body, n: int, rng: np.random.Generator, reduction: float = 0.0) -> np.ndarray:
+def _sign_states(gloss: str, body: Body, n: int, rng: np.random.Generator, reduction: float = 0.0,
+                 lexicon: Mapping[str, Sign] = LEXICON) -> np.ndarray:
     """States [n, 2, STATE_SIZE] of (dominant, non-dominant) hand over one sign; `reduction`
     shrinks the movement (coarticulation)."""
-    sign = LEXICON[gloss]
+    sign = lexicon[gloss]
     L = body.hand_length
     amp = float(rng.uniform(0.85, 1.15)) * (1.0 - reduction)
     dlat, dy = rng.normal(0.0, 0.04 * L, size=2)
@@ -143,9 +145,11 @@ def _low_pass(states: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def plan_motion(glosses: list[str] | tuple[str, ...], signer: Signer, rng: np.random.Generator) -> MotionPlan:
+def plan_motion(glosses: list[str] | tuple[str, ...], signer: Signer, rng: np.random.Generator,
+                lexicon: Mapping[str, Sign] = LEXICON) -> MotionPlan:
     """Rest -> sign -> transition -> sign ... -> rest, timed by the signer's speed and blended by
-    the signer's coarticulation (see the module docstring)."""
+    the signer's coarticulation (see the module docstring). `lexicon`: where the glosses' forms
+    are looked up (signs outside the corpus's own: inputs a model has never seen)."""
     body = Body.of(signer)
     c = signer.coarticulation
     rest_state = _state(*body.location("rest"), "rest", REST_HANDSHAPE)
@@ -156,9 +160,9 @@ def plan_motion(glosses: list[str] | tuple[str, ...], signer: Signer, rng: np.ra
     for i, gloss in enumerate(glosses):
         nominal = (TRANSITION_FRAMES if i else RAISE_FRAMES) / signer.speed
         n_trans = int(np.clip(round(nominal) + int(rng.integers(-1, 2)), 2, 8))
-        nominal = MOVEMENT_FRAMES[LEXICON[gloss].movement] / signer.speed
+        nominal = MOVEMENT_FRAMES[lexicon[gloss].movement] / signer.speed
         n_sign = int(np.clip(round(nominal) + int(rng.integers(-1, 2)), 5, 16))
-        core = _sign_states(gloss, body, n_sign, rng, reduction=REDUCTION * c)
+        core = _sign_states(gloss, body, n_sign, rng, reduction=REDUCTION * c, lexicon=lexicon)
         if i:  # undershoot: the sign is made nearer to where the previous one ended
             core[:, :, :2] += UNDERSHOOT * c * (chunks[-1][-1, :, :2] - core[0, :, :2])
         chunks.append(_transition(chunks[-1][-1], core[0], n_trans))

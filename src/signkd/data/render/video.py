@@ -9,6 +9,7 @@ that every miss of the keypoint extractor can be attributed (features/accuracy.p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import cv2
@@ -21,7 +22,7 @@ from signkd.data.render.hands import PosedHand, draw_hand, pose_hand
 from signkd.data.render.motion import plan_motion
 from signkd.data.render.signer import Signer, luma
 from signkd.data.render.skeleton import HANDS, NUM_HAND_JOINTS, POSE_NAMES, REFERENCE_HEIGHT, REFERENCE_WIDTH
-from signkd.data.signs import LEXICON
+from signkd.data.signs import LEXICON, Sign
 
 _LUMA_WEIGHTS = np.array([0.114, 0.587, 0.299], np.float32)  # BGR
 
@@ -116,14 +117,16 @@ def _contrast(scene: np.ndarray, box: np.ndarray, skin_luma: float) -> float:
 
 
 def render_video(
-    glosses, signer: Signer, rng: np.random.Generator, params: RenderParams = RenderParams()
+    glosses, signer: Signer, rng: np.random.Generator, params: RenderParams = RenderParams(),
+    lexicon: Mapping[str, Sign] = LEXICON,
 ) -> RenderedVideo:
-    """Render one signed sentence; every random choice comes from `rng`, so it is reproducible."""
-    unknown = [g for g in glosses if g not in LEXICON]
+    """Render one signed sentence; every random choice comes from `rng`, so it is reproducible.
+    `lexicon`: the signs' forms (the corpus's own by default)."""
+    unknown = [g for g in glosses if g not in lexicon]
     if unknown:
         raise ValueError(f"glosses not in the lexicon: {unknown}")
     body = Body.of(signer)
-    plan = plan_motion(list(glosses), signer, rng)
+    plan = plan_motion(list(glosses), signer, rng, lexicon)
     limbs = _Limbs(signer, body, plan.states)
     n = len(plan.states)
     H, W, ss = params.height, params.width, params.supersample
