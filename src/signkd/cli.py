@@ -59,7 +59,7 @@ def _recognize(args: argparse.Namespace) -> int:
         rate = f"{result.fps:g} fps" + (f", from {result.source_fps:g}" if abs(result.source_fps - result.fps) > 0.01 * result.fps else "")
         print(f"{summary['corrected']}\n(raw: {sure or '-'}; {result.frames} frames at {rate}; "
               f"{steps}; real-time factor {summary['real_time_factor']})")
-    if not result.known:
+    if result.glosses and not result.known:  # no gloss at all has its own message below
         from signkd.recognize import MIN_CONFIDENCE
 
         print(f"note: outside what this model knows: mean gloss confidence {result.confidence:.2f} is below "
