@@ -35,3 +35,27 @@ def test_stage_run_logs_params_tags_and_metrics(monkeypatch, tmp_path):
 
 def test_flat_metrics_flattens_and_keeps_numbers():
     assert flat_metrics({"a": {"b": 1, "c": [1]}, "d": True, "e": "x"}) == {"a_b": 1, "d": 1, "e": "x"}
+
+
+def test_a_store_from_another_mlflow_version_is_one_line_saying_what_to_do(monkeypatch, tmp_path):
+    """A fresh install can get a newer MLflow than an older checkout's (3.18 vs 3.17 here): its
+    store then has a schema revision this MLflow does not know, and MLflow's own advice
+    (`mlflow db upgrade`) fails on a newer store."""
+    import sqlite3
+
+    from signkd.tracking import prepare_store
+
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    prepare_store()  # a store of this MLflow's schema
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")  # a revision from another version
+    import subprocess
+    import sys
+
+    code = ("from signkd.errors import InputError\nfrom signkd.tracking import prepare_store\n"
+            "try:\n    prepare_store()\nexcept InputError as err:\n    print('INPUT', err)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                         env={**__import__("os").environ, "DVC_ROOT": str(tmp_path)}).stdout.strip()
+    assert out.startswith("INPUT ") and "another MLflow version" in out and "mlflow.db" in out and "\n" not in out, out

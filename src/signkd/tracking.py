@@ -25,6 +25,7 @@ import subprocess
 from pathlib import Path
 from typing import Iterator
 
+from signkd.errors import InputError
 from signkd.io import write_json
 from signkd.params import Params, flatten
 
@@ -115,16 +116,34 @@ def _store_lock(db: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _client(uri: str):
+    """An MLflow client of the store; a store whose schema this MLflow does not know (made by a
+    newer MLflow, e.g. another install's, or an older one) is one line saying what to do, not
+    MLflow's advice to upgrade, which fails on a newer store."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient(uri)
+    except MlflowException as err:
+        if "database schema" not in str(err):
+            raise
+        import mlflow
+
+        raise InputError(f"the MLflow store {uri} has a schema that MLflow {mlflow.__version__} (this environment's) "
+                         "does not expect: it was made by another MLflow version. Use the environment that made it, "
+                         "or move the file aside to start a new store; if it is older, back it up and run "
+                         f"`mlflow db upgrade {uri}`") from None
+
+
 def prepare_store() -> str:
     """Create the store and experiment once, rebase a copied store, end dead runs (see the module
     docstring); returns the experiment id. Safe to call from many processes at once."""
-    from mlflow.tracking import MlflowClient
-
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = tracking_uri()
     db = _sqlite_file(uri)
     with _store_lock(db):
-        client = MlflowClient(uri)  # opening a fresh SQLite store creates its tables: inside the lock
+        client = _client(uri)  # opening a fresh SQLite store creates its tables: inside the lock
         # a local store keeps artifacts beside it at the root (also for `dvc exp run --temp` copies);
         # a tracking server decides itself (with --serve-artifacts it proxies them to its own store)
         artifacts = None if uri.startswith(("http://", "https://")) else (repo_root() / ARTIFACTS_DIR).as_uri()
