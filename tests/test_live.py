@@ -60,3 +60,10 @@ def test_a_gloss_is_committed_once_in_order_when_two_windows_agree(tmp_path, mon
     result = rec.finish()
     assert result.glosses == ["A", "B", "C"] and committed[-1] == ("C", 5), "C only when the stream ends"
     assert len(windows) == 5
+
+
+def test_a_long_stream_keeps_only_what_the_next_window_reads(tmp_path):
+    rec = live.LiveRecognizer(_deployable(tmp_path), window_s=3.0, hop_s=0.5)
+    for row in range(25 * 120):  # two minutes of a camera
+        rec.add(row / 25, 0.0, *_frame(seen=False))
+    assert rec.rows == 3000 and len(rec.landmarks) <= rec.window + rec.hop and len(rec.captured_at) <= rec.window + rec.hop

@@ -147,8 +147,11 @@ class LiveRecognizer:
         self.window, self.hop = round(window_s * self.fps), max(1, round(hop_s * self.fps))
         self.guard = round(guard_s * self.fps)
         self.on_caption = on_caption
-        self.landmarks: list[np.ndarray] = []  # one row per model-grid frame from 0
+        # one row per model-grid frame from row `first`: older rows are dropped once no window can
+        # read them, so a camera left running keeps memory bounded
+        self.landmarks: list[np.ndarray] = []
         self.mask: list[np.ndarray] = []
+        self.first = 0
         self.captured_at: dict[int, float] = {}  # grid row -> wall time of its frame's capture
         self.frame_size: tuple[int, int] | None = None
         self.committed_until = 0  # grid row: glosses ending before it are committed
@@ -158,29 +161,44 @@ class LiveRecognizer:
 
     def add(self, video_time: float, wall: float, points: np.ndarray, mask: np.ndarray) -> None:
         row = int(video_time * self.fps + 0.5)
-        last = len(self.landmarks) - 1
+        last = self.rows - 1
         if row <= last:  # two frames on one grid row (a source faster than the model): keep the first
             return
         if last >= 0:
             self.result.strides.append(row - last)
-        while len(self.landmarks) < row:
+        while self.rows < row:
             self.landmarks.append(np.zeros((NUM_JOINTS, 3), np.float32))
             self.mask.append(np.zeros(NUM_JOINTS, bool))
         self.landmarks.append(points)
         self.mask.append(mask)
         self.captured_at[row] = wall
-        while len(self.landmarks) >= self._next_window_end:
+        while self.rows >= self._next_window_end:
             self._window(self._next_window_end, final=False)
             self._next_window_end += self.hop
+            # the next window, or the last one when the source ends, starts no earlier than this
+            self._forget_before(self._next_window_end - self.hop - self.window)
+
+    @property
+    def rows(self) -> int:
+        """Model-grid rows seen so far (the next row's index)."""
+        return self.first + len(self.landmarks)
+
+    def _forget_before(self, row: int) -> None:
+        drop = max(0, row - self.first)
+        if drop:
+            del self.landmarks[:drop], self.mask[:drop]
+            self.first += drop
+            self.captured_at = {r: w for r, w in self.captured_at.items() if r >= row}
 
     def finish(self) -> LiveResult:
         if self.landmarks:
-            self._window(len(self.landmarks), final=True)
+            self._window(self.rows, final=True)
         return self.result
 
     def _window(self, end: int, final: bool) -> None:
         start = max(0, end - self.window)
-        landmarks, mask = np.stack(self.landmarks[start:end]), np.stack(self.mask[start:end])
+        landmarks = np.stack(self.landmarks[start - self.first:end - self.first])
+        mask = np.stack(self.mask[start - self.first:end - self.first])
         if (end - start) // DOWNSAMPLE < 1 or not mask.any():
             return
         stride = max(1, int(np.median(self.result.strides[-20:]))) if self.result.strides else 1
@@ -199,7 +217,7 @@ class LiveRecognizer:
         self.previous = [(g, a, b) for g, a, b, _ in spans]
 
     def _commit(self, span: GlossSpan) -> None:
-        last_row = min(span.end_frame, len(self.landmarks)) - 1
+        last_row = min(span.end_frame, self.rows) - 1
         captured = max((w for r, w in self.captured_at.items() if r <= last_row), default=time.perf_counter())
         caption = Caption(span.gloss, span.confidence, span.start_frame / self.fps, (last_row + 1) / self.fps,
                           time.perf_counter() - captured)
