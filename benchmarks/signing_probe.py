@@ -28,13 +28,9 @@ from signkd.data.synthetic import frames_path, render_corpus, video_name
 from signkd.features.keypoints import keypoints_for_video
 from signkd.features.workers import quiet_native_logs
 from signkd.io import write_json
-from signkd.recognize import MIN_HAND_FRAMES, MIN_HAND_MOTION, _hand_share, hand_motion
+from signkd.recognize import MIN_HAND_FRAMES, MIN_HAND_MOTION, _hand_share, hand_motion, is_signing
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def signing(arrays: dict) -> bool:
-    return _hand_share(arrays) >= MIN_HAND_FRAMES and hand_motion(arrays) >= MIN_HAND_MOTION
 
 
 def still_clip(frames: list[Path], index: int, dest: Path) -> Path:
@@ -68,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                          "still_rest": still_clip(frames, 0, root / f"rest{k}")}
                 for kind, clip in clips.items():
                     arrays = keypoints_for_video(clip)
-                    kinds[kind].append((_hand_share(arrays), hand_motion(arrays), signing(arrays)))
+                    kinds[kind].append((_hand_share(arrays), hand_motion(arrays), is_signing(arrays)))
     metrics: dict[str, float] = {"videos": args.videos, "min_hand_frames": MIN_HAND_FRAMES,
                                  "min_hand_motion": MIN_HAND_MOTION}
     for kind, rows in kinds.items():

@@ -21,6 +21,7 @@ fingerprint of the teacher and its targets, so trials of a different teacher nev
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from pathlib import Path
 
 import optuna
@@ -63,7 +64,6 @@ def objective(params: Params, items: dict, vocab, teacher_cfg: dict, teacher, on
     """Optuna's objective: a distillation of up to `tune.epochs` epochs under the trial's settings,
     scored by its best dev WER and pruned by successive halving. `on_trial(trial, settings)` is
     entered around each trial (the stage opens a nested MLflow run there)."""
-    from contextlib import nullcontext
 
     def run(trial: optuna.Trial) -> float:
         kd = search_space(trial, params)
