@@ -10,13 +10,13 @@ STAMP := $(VENV)/.installed
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test install clean-data
+.PHONY: repro test install clean-data lint lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || { py=$$(PYTHON="$(PYTHON)" $(SHELL) scripts/find-python.sh) && echo "$$py -m venv $(VENV)" && $$py -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +26,24 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# ruff (style, import order) and mypy (types) over the code; .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks stages
+	$(BIN)/mypy
+
+# constraints.txt pins every package of the tested environment, so that a clone installs what its
+# commit was tested with. Refresh it on purpose: `make lock` re-resolves the newest allowed
+# versions in a throwaway venv (torch stays 2.13.0), writes constraints.txt; then run `make test`.
+lock:
+	rm -rf .venv-lock
+	$$(PYTHON="$(PYTHON)" $(SHELL) scripts/find-python.sh) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet torch==2.13.0
+	.venv-lock/bin/pip install --quiet -e ".[dev]"
+	{ echo "# pip constraints: the versions this commit was tested with (make lock refreshes them)"; \
+	  .venv-lock/bin/pip freeze --exclude-editable | sed -e 's/^torch==\([0-9.]*\)+.*/torch==\1/'; } > constraints.txt
+	rm -rf .venv-lock
 
 clean-data:
 	rm -rf data models mlflow.db mlartifacts

@@ -33,8 +33,7 @@ from signkd.data.signs import HANDSHAPES, LEXICON, LOCATIONS, MOVEMENTS, ORIENTA
 from signkd.features.keypoints import keypoints_for_video
 from signkd.features.workers import quiet_native_logs
 from signkd.io import load_npz, write_json
-from signkd.recognize import DEFAULT_MODEL, load_deployable, mean_confidence, read_glosses
-from signkd.recognize import is_signing
+from signkd.recognize import DEFAULT_MODEL, is_signing, load_deployable, mean_confidence, read_glosses
 
 PERCENTILE = 2.0
 

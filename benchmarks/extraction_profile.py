@@ -37,8 +37,8 @@ from signkd.features.frames import iter_frames, list_image_files
 from signkd.features.keypoints import (
     _frame_landmarks,
     _import_mediapipe,
-    with_gaps_filled,
     extract_keypoints,
+    with_gaps_filled,
 )
 from signkd.io import load_npz, save_npz, write_json
 

@@ -43,8 +43,8 @@ from signkd.features.keypoints import (
     POSE,
     POSE_NAMES,
     RIGHT_HAND,
-    with_gaps_filled,
     extract_keypoints,
+    with_gaps_filled,
 )
 from signkd.features.model_files import sha256_bytes
 from signkd.io import load_npz, write_json

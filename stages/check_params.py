@@ -4,9 +4,9 @@ Every stage depends on its output (through `prepare`), so DVC runs it first when
 changed; see `signkd.param_check` for why, and for the restore after a failed `dvc exp run -S`.
 """
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 import sys
+
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.param_check import main
 

@@ -10,11 +10,10 @@ Where the corpus has translations, a translator of the same kind turns the corre
 into a German sentence, scored with sacreBLEU and chrF.
 """
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 import time
 from pathlib import Path
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient

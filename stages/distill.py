@@ -1,16 +1,16 @@
 """Stage distill: knowledge distillation from the frozen multi-modal teacher into the
 single-modal student, by the recipe `kd.recipe` (see signkd.distillation)."""
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 from pathlib import Path
+
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.distillation import distill_student, load_distillation_data
 from signkd.experiment import finish_training, vocabulary
+from signkd.kd.settings import resolve
 from signkd.models.checkpoint import freeze, load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
-from signkd.kd.settings import resolve
 
 STAGE = "distill"
 

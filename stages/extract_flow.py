@@ -1,8 +1,8 @@
 """Stage extract_flow: OpenCV dense optical flow (DIS by default), stored int8 at reduced size."""
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 from pathlib import Path
+
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.data.manifest import read_all
 from signkd.features.flow import extract_flow

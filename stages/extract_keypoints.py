@@ -6,10 +6,10 @@ Besides the per-video arrays it writes two figures into reports/extract_keypoint
 i.e. the synthetic corpus) and overlay.gif (the keypoints drawn over the first test video).
 """
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 import logging
 from pathlib import Path
+
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.data.manifest import Sample, read_all
 from signkd.data.synthetic import ground_truth_path

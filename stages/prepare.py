@@ -10,14 +10,14 @@ reports/data/ describes what was prepared (statistics; for the synthetic corpus 
 sheet of the lexicon and an animated test sentence).
 """
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 import time
 from pathlib import Path
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
+
 from signkd.data.corpus_report import report_metrics, write_corpus_report
-from signkd.data.download import fetch_dataset
 from signkd.data.custom import import_keypoints
+from signkd.data.download import fetch_dataset
 from signkd.data.manifest import read_all
 from signkd.data.registry import prepare_from_raw
 from signkd.data.synthetic import render_corpus

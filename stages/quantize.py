@@ -13,8 +13,6 @@ and TFLite files are made when the `[tflite]` extra is installed. The fp32 and i
 logged to MLflow and registered; `champion` moves only to a version no worse on dev.
 """
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 import importlib.util
 import logging
 import shutil
@@ -22,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 import mlflow
 import numpy as np
 
@@ -31,7 +30,13 @@ from signkd.io import atomic_path
 from signkd.models.checkpoint import load_checkpoint, model_size_mb
 from signkd.params import Params
 from signkd.quantize import (
-    DYNAMIC_ALL, TfliteBackend, export_onnx, export_tflite, latency_ms_per_100_frames, model_input, search_plan,
+    DYNAMIC_ALL,
+    TfliteBackend,
+    export_onnx,
+    export_tflite,
+    latency_ms_per_100_frames,
+    model_input,
+    search_plan,
 )
 from signkd.registry import log_and_register, registered_name
 from signkd.stage import StageError, run_stage

@@ -1,9 +1,9 @@
 """Stage report: collect every stage's figures into reports/README.md (table + plot)."""
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 import json
 from pathlib import Path
+
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.params import Params
 from signkd.report import load_metrics, write_report

@@ -4,9 +4,9 @@ much softer they are than the final teacher's in-sample outputs. With `kd.teache
 online` distillation runs the teacher itself on each batch; the stored in-sample targets then only
 give these statistics and `tune`'s study name its fingerprint."""
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 from pathlib import Path
+
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.experiment import load_splits, vocabulary
 from signkd.models.checkpoint import freeze, load_checkpoint

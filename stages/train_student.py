@@ -4,7 +4,14 @@ the baseline distillation must beat."""
 import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.experiment import (
-    finish_training, keypoint_dim, load_splits, log_epoch, new_model, student_config, train_config, vocabulary,
+    finish_training,
+    keypoint_dim,
+    load_splits,
+    log_epoch,
+    new_model,
+    student_config,
+    train_config,
+    vocabulary,
 )
 from signkd.params import Params
 from signkd.stage import run_stage

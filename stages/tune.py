@@ -11,12 +11,11 @@ With no setting marked `tuned`, there is nothing to search: the stage says so an
 best_params.json.
 """
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 import contextlib
 import logging
 from pathlib import Path
 
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 import mlflow
 import optuna
 

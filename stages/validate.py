@@ -1,8 +1,8 @@
 """Stage validate: Great Expectations suites over the manifests; broken data stops the chain here."""
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 from pathlib import Path
+
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.params import Params
 from signkd.stage import run_stage

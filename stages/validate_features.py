@@ -4,9 +4,9 @@ Runs after extraction and before any training, so NaNs, truncated files, frame-c
 mismatches, a failed MediaPipe run or exploding flow stop the chain with the file named.
 """
 
-import _env  # noqa: F401  (first: a clear message outside the virtual environment)
-
 from pathlib import Path
+
+import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.features.parallel import read_skip_report
 from signkd.params import Params

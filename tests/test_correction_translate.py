@@ -15,7 +15,6 @@ from signkd.correction.translate import GlossTranslator, bleu_chrf
 from signkd.data.grammar import sample_sentence
 from tests.test_correction_fakes import GLOSSES
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 

@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from tests.custom_data import HEADER, make_custom, render_clips, truth_keypoints
-from tests.tiny_workspace import ROOT, build
 
 from signkd.data.common import DatasetError, DatasetFileMissing, count_frames
 from signkd.data.custom import import_keypoints, read_custom
@@ -22,6 +20,8 @@ from signkd.data.registry import DATASETS, prepare_from_raw
 from signkd.features.keypoints import NUM_JOINTS, extract_keypoints
 from signkd.io import load_npz, save_npz
 from signkd.params import ParamsError, parse_params
+from tests.custom_data import HEADER, make_custom, render_clips, truth_keypoints
+from tests.tiny_workspace import ROOT, build
 
 
 @pytest.fixture(scope="module")

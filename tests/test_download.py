@@ -14,11 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from tests.fixtures_phoenix import VIDEOS, make_phoenix2014t
 
 from signkd.data import download as dl
 from signkd.data.download import DownloadError, UnpackError, download, fetch_dataset, unpack
 from signkd.data.phoenix import read_phoenix2014t
+from tests.fixtures_phoenix import VIDEOS, make_phoenix2014t
 
 PAYLOAD = os.urandom(300_000)
 

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from tests.fixtures_phoenix import VIDEOS, make_phoenix2014t
 
 from signkd.data.registry import prepare_from_raw
 from signkd.features.keypoints import LEFT_HAND, NUM_JOINTS, RIGHT_HAND
 from signkd.io import save_npz
 from signkd.validation import DataValidationError, validate_flow, validate_keypoints
+from tests.fixtures_phoenix import VIDEOS, make_phoenix2014t
 
 # id -> num_frames, in manifest order
 FRAMES = {vid: n for split in ("train", "dev", "test") for vid, *_, n in VIDEOS[split]}

@@ -8,6 +8,7 @@ import pytest
 
 from signkd.params import load_params
 from signkd.studies import kd_ablation
+from signkd.studies.common import record_path
 from tests.tiny_workspace import custom_workspace
 
 
@@ -60,8 +61,8 @@ def test_the_tune_study_searches_then_compares_with_params_numbers_on_every_seed
     assert keys <= set(best) and report["search"]["trials"] == 3
     assert {f"kd.{k}": v for k, v in report["search"]["best"].items()} == {k: best[k] for k in keys}
     for seed in (1, 2):
-        defaults = json.loads((kd_ablation.STUDY_DIR / f"keypoints-hkd-seed{seed}.json").read_text())
-        tuned = json.loads((tune.STUDY_DIR / f"keypoints-hkd-tuned-seed{seed}.json").read_text())
+        defaults = json.loads(record_path(kd_ablation.STUDY_DIR, "keypoints-hkd", seed).read_text())
+        tuned = json.loads(record_path(tune.STUDY_DIR, "keypoints-hkd-tuned", seed).read_text())
         assert defaults["key"] != tuned["key"], "the two arms distil with different settings"
     pair = report["paired"]["tuned_vs_defaults"]
     assert pair["seed_diffs"] == [round(d - t, 3) for d, t in zip(report["defaults"]["seed_wers"], report["tuned"]["seed_wers"])]

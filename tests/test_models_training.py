@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from signkd.inference import DecodeConfig
-
 from signkd.models.blocks import downsampled_length
 from signkd.models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from signkd.models.recognizer import FUSIONS, KeypointStudent, MultiModalTeacher
@@ -47,15 +46,24 @@ def test_teacher_fuses_three_modalities_and_trains_a_head_per_stream(fusion):
 
 
 def test_modality_dropout_zeroes_whole_streams_only_in_training():
-    from signkd.models.recognizer import _keep_mask
-
-    torch.manual_seed(0)
-    keep = _keep_mask(500, 3, 0.6, torch.device("cpu"))
-    assert (keep.sum(1) >= 1).all(), "a sample must keep at least one stream"
-    assert 0.2 < 1 - keep.mean().item() < 0.6
-    model = MultiModalTeacher(12, 32, 6, modality_dropout=0.5)
-    batch = collate(toy_items(2, with_video=True))
+    """Per video and stream: the whole stream (every frame, every feature) is zeroed or kept and
+    rescaled by 1 / (1 - p) (inverted dropout: the expected input is unchanged); never all streams
+    of one video; about p of the streams dropped; nothing happens in eval mode."""
+    p = 0.5
+    model = MultiModalTeacher(12, 32, 6, modality_dropout=p)
+    feats = {m: torch.ones(400, 7, 5) for m in model.modalities}
+    model.train()
+    torch.manual_seed(3)
+    dropped = model._drop_modalities(feats)
+    per_stream = torch.stack([dropped[m] for m in model.modalities], dim=1)  # [B, S, T, D]
+    flat = per_stream.flatten(2)
+    kept = flat[:, :, 0] > 0
+    assert torch.equal(flat, kept[:, :, None].float().expand_as(flat) / (1 - p)), "whole streams, rescaled"
+    assert kept.any(dim=1).all(), "a video keeps at least one stream"
+    assert 0.3 < 1 - kept.float().mean().item() < 0.55  # p, less the re-kept all-dropped videos (p^3 of them)
     model.eval()
+    assert all(torch.equal(model._drop_modalities(feats)[m], feats[m]) for m in model.modalities)
+    batch = collate(toy_items(2, with_video=True))
     assert torch.equal(model(batch).seq_logits, model(batch).seq_logits)
 
 

@@ -6,12 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.fixtures_phoenix import FRAMES, MANUAL, VIDEOS, make_phoenix2014, make_phoenix2014t
 
-from signkd.data.manifest import read_all, read_vocab
 from signkd.data.common import DatasetError, DatasetFileMissing, count_frames
+from signkd.data.manifest import read_all, read_vocab
 from signkd.data.phoenix import read_phoenix2014, read_phoenix2014t
 from signkd.data.registry import prepare_from_raw
+from tests.fixtures_phoenix import FRAMES, MANUAL, VIDEOS, make_phoenix2014, make_phoenix2014t
 
 
 def _check_samples(splits, base: Path, *, translations: bool):

@@ -292,3 +292,47 @@ def test_amp_training_path_runs_in_half_precision(monkeypatch):
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _reference_resnet18(state: dict, x: torch.Tensor) -> torch.Tensor:
+    """torchvision's ResNet-18 forward (eval mode), written from its definition with functional
+    ops over a state dict: the oracle the hand-written module must equal."""
+    import torch.nn.functional as F
+
+    def bn(t, p):
+        return F.batch_norm(t, state[f"{p}.running_mean"], state[f"{p}.running_var"], state[f"{p}.weight"], state[f"{p}.bias"],
+                            training=False, eps=1e-5)
+
+    t = F.max_pool2d(F.relu(bn(F.conv2d(x, state["conv1.weight"], stride=2, padding=3), "bn1")), 3, stride=2, padding=1)
+    for layer in range(1, 5):
+        for block in range(2):
+            p = f"layer{layer}.{block}"
+            stride = 2 if layer > 1 and block == 0 else 1
+            out = F.relu(bn(F.conv2d(t, state[f"{p}.conv1.weight"], stride=stride, padding=1), f"{p}.bn1"))
+            out = bn(F.conv2d(out, state[f"{p}.conv2.weight"], padding=1), f"{p}.bn2")
+            if f"{p}.downsample.0.weight" in state:
+                t = bn(F.conv2d(t, state[f"{p}.downsample.0.weight"], stride=stride), f"{p}.downsample.1")
+            t = F.relu(out + t)
+    return F.linear(t.mean(dim=(2, 3)), state["fc.weight"], state["fc.bias"])
+
+
+def test_resnet18_computes_torchvisions_function():
+    """Golden output: with random weights and batch-norm statistics, the module's logits equal the
+    functional reference's (a wrong stride, a missing ReLU or residual, or a swapped BN fails)."""
+    torch.manual_seed(0)
+    model = ResNet18(num_classes=7).eval()
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buffer.uniform_(0.5, 1.5)
+        for name, param in model.named_parameters():
+            if ".bn" in name or name.startswith("bn") or "downsample.1" in name:
+                param.normal_(1.0 if name.endswith("weight") else 0.0, 0.1)
+    x = torch.randn(2, 3, 64, 80)
+    with torch.no_grad():
+        got = model(x)
+        want = _reference_resnet18(dict(model.state_dict()), x)
+    assert got.shape == (2, 7)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -2,7 +2,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from signkd.inference import DecodeConfig, OnnxBackend, TorchBackend, transcribe
 from signkd.models.recognizer import KeypointStudent

@@ -29,8 +29,8 @@ from signkd.inference import DecodeConfig
 from signkd.models.checkpoint import freeze
 from signkd.models.recognizer import KeypointStudent, MultiModalTeacher
 from signkd.seeding import set_seed
-from signkd.training.loader import batches
 from signkd.training.kd import HKDLoss, KDConfig, attach_teacher_outputs
+from signkd.training.loader import batches
 from signkd.training.trainer import TrainConfig, ctc_loss, train
 from tests.tiny_workspace import ROOT, custom_workspace
 from tests.toy_data import toy_items, toy_vocab

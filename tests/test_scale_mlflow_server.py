@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from tests.services import mlflow_server
 from tests.tiny_workspace import ROOT, custom_workspace
 

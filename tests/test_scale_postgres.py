@@ -16,10 +16,10 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from tests.services import create_database, free_port, postgres_server
-from tests.tiny_workspace import ROOT, custom_workspace
 
 from signkd.study import StorageError, open_storage
+from tests.services import create_database, free_port, postgres_server
+from tests.tiny_workspace import ROOT, custom_workspace
 
 pytestmark = pytest.mark.scale
 

@@ -8,16 +8,6 @@ import subprocess
 
 import jiwer
 import pytest
-from tests.sclite_cases import (
-    EDGE_CASES,
-    LETTERS,
-    MARKERS,
-    PREFIXED,
-    glosses_by_id,
-    make_cases,
-    missing_kit_tools,
-    run_kit,
-)
 
 from signkd.scoring import (
     CLEANERS,
@@ -31,6 +21,16 @@ from signkd.scoring import (
     write_ctm,
     write_official_files,
     write_stm,
+)
+from tests.sclite_cases import (
+    EDGE_CASES,
+    LETTERS,
+    MARKERS,
+    PREFIXED,
+    glosses_by_id,
+    make_cases,
+    missing_kit_tools,
+    run_kit,
 )
 
 SCLITE = find_sclite()

@@ -130,3 +130,50 @@ def test_paired_runs_must_share_their_seeds():
     b = [_run([1, 0], [5, 5], seed=1), _run([1, 0], [5, 5], seed=3)]
     with pytest.raises(ValueError, match="same seeds"):
         paired(a, b)
+
+
+# --- the ledger: a study spans sessions and machines ----------------------------------------------
+
+def test_a_recorded_run_is_not_run_again_even_without_its_weights(tmp_path, monkeypatch):
+    """The record (committed under studies/runs/) is what a later session reads; a changed key reruns."""
+    from signkd.studies.common import LEDGER, cached
+
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def fit() -> dict:
+        calls.append(1)
+        return {"dev_wer": 9.0, "test_errors": [1, 2]}
+
+    first = cached(tmp_path / "models" / "studies" / "toy", "teacher", 3, "k1", fit)
+    assert (LEDGER / "toy" / "teacher-seed3.json").is_file() and first["machine"]["torch"]
+    assert cached(tmp_path / "elsewhere" / "toy", "teacher", 3, "k1", fit) == first and len(calls) == 1
+    cached(tmp_path / "models" / "studies" / "toy", "teacher", 3, "k2", fit)
+    assert len(calls) == 2
+
+
+def test_a_teacher_is_refitted_only_when_a_student_needs_its_weights(tmp_path, monkeypatch):
+    from signkd.params import load_params
+    from signkd.studies import kd_ablation
+    from signkd.studies.common import digest
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    params = load_params(root / "params.yaml").model_copy(update={"seed": 4})
+    monkeypatch.chdir(tmp_path)
+    outcomes = iter([[1, 0, 2], [1, 1, 2]])  # the refit on "another machine" comes out different
+
+    def fit(self) -> dict:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "model.safetensors").write_bytes(b"weights")
+        return {"dev_wer": 5.0, "test_errors": next(outcomes)}
+
+    monkeypatch.setattr(kd_ablation.SeedTeacher, "_fit", fit)
+    teacher = kd_ablation.SeedTeacher(params, {}, None)
+    before = teacher.digest
+    (teacher.directory / "model.safetensors").unlink()  # a new session: the ledger, not the weights
+    again = kd_ablation.SeedTeacher(params, {}, None)
+    assert again.digest == before, "the record is read, nothing is refitted"
+    again.ensure_weights()
+    assert (again.directory / "model.safetensors").is_file() and again.record["test_errors"] == [1, 1, 2]
+    assert again.digest != before == digest({**again.record, "test_errors": [1, 0, 2]}), \
+        "students distilled from the old teacher are keyed on its outcome, so they are redone"

@@ -7,11 +7,11 @@ import json
 import shutil
 
 import pytest
-from tests.fixtures_phoenix import VIDEOS, make_phoenix2014t
 
 from signkd.data.manifest import read_manifest, write_manifest, write_vocab
 from signkd.data.registry import prepare_from_raw
 from signkd.validation import DataValidationError, validate_manifests
+from tests.fixtures_phoenix import VIDEOS, make_phoenix2014t
 
 TRAIN_IDS = [v[0] for v in VIDEOS["train"]]
 

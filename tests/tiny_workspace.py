@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from tests.custom_data import make_custom, render_clips
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,20 +9,21 @@
 from __future__ import annotations
 
 import argparse
-import math
 import json
+import math
 import sys
+from pathlib import Path
 
 from signkd.errors import one_line
-from pathlib import Path
 
 
 def _recognize(args: argparse.Namespace) -> int:
+    from signkd.features.overlay import OVERLAY_CODECS
     from signkd.inference import DecodeConfig
     from signkd.recognize import RecognizeError, recognize
 
-    if args.overlay is not None and args.overlay.suffix.lower() not in (".mp4", ".avi"):
-        print(one_line(f"error: --overlay {args.overlay}: write the overlay as .mp4 or .avi"), file=sys.stderr)
+    if args.overlay is not None and args.overlay.suffix.lower() not in OVERLAY_CODECS:
+        print(one_line(f"error: --overlay {args.overlay}: write the overlay as {', '.join(OVERLAY_CODECS)}"), file=sys.stderr)
         return 1
     decoding = DecodeConfig(args.decoder, args.beam_width) if args.decoder else None
     corrector = None if args.no_correction or not Path(args.corrector).is_dir() else args.corrector
@@ -32,23 +33,7 @@ def _recognize(args: argparse.Namespace) -> int:
     except RecognizeError as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return 1
-    summary = {
-        "video": result.video,
-        "frames": result.frames,
-        "fps": result.fps,  # the model's rate, at which `frames` and the spans count
-        "source_fps": result.source_fps,
-        "glosses": " ".join(result.glosses),
-        "corrected": " ".join(result.corrected),
-        "correction": result.correction,
-        # outside_vocabulary: the mean gloss confidence is below what 98% of dev videos reach
-        "state": "recognized" if result.known else "outside_vocabulary",
-        "confidence": round(result.confidence, 4),
-        "seconds": {k: round(v, 3) for k, v in result.timings.items()},
-        "cpu_seconds": {k: round(v, 3) for k, v in result.cpu_timings.items()},
-        "real_time_factor": round(result.real_time_factor, 3),
-        "confidences": [{"gloss": s.gloss, "confidence": s.confidence, "start_s": round(s.start_frame / result.fps, 2),
-                         "end_s": round(s.end_frame / result.fps, 2)} for s in result.spans],
-    }
+    summary = result.summary()
     if args.overlay is not None:
         summary["overlay"] = str(args.overlay)
     if args.json:
@@ -113,9 +98,7 @@ def _live(args: argparse.Namespace) -> int:
     import threading
 
     from signkd.live import LatestFrame, LiveRecognizer, play_file, read_camera, run_live, warm_tracker
-    from signkd.recognize import RecognizeError
-
-    from signkd.recognize import MIN_CONFIDENCE
+    from signkd.recognize import MIN_CONFIDENCE, RecognizeError
 
     def show(caption) -> None:
         if not args.json:  # `?`: below recognize's "outside what this model knows" threshold
@@ -158,6 +141,25 @@ def _live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:
+        print('error: the demo needs Gradio, an optional extra: pip install -e ".[demo]"', file=sys.stderr)
+        return 1
+    from signkd import demo
+
+    print(f"SignKD demo on http://127.0.0.1:{args.port} (Ctrl-C stops it); model {args.model}", flush=True)
+    try:
+        demo.serve(args.model, args.port, None if args.no_correction else args.corrector, args.open)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as err:
+        print(one_line(f"error: cannot serve on 127.0.0.1:{args.port} ({err}); pick another --port"), file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _OneLineParser(prog="signkd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
                       help="--stream only: play at this rate (default: the file's own)")
     live.add_argument("--json", action="store_true", help="print a JSON summary at the end (captions, latency, stride)")
     live.set_defaults(func=_live)
+
+    page = sub.add_parser("demo", help="a local web page: upload or record a video, see glosses, overlay, timeline (extra: .[demo])")
+    page.add_argument("--model", default="models/quantize/student_int8.onnx", help="the model first shown in the picker")
+    page.add_argument("--corrector", default="models/correct", help="correction model folder (default: models/correct)")
+    page.add_argument("--no-correction", action="store_true")
+    page.add_argument("--port", type=_positive(int, "a port number, e.g. 7860"), default=7860)
+    page.add_argument("--open", action="store_true", help="open the page in the default browser")
+    page.set_defaults(func=_demo)
     chk = sub.add_parser("check-params", help="validate params.yaml")
     chk.add_argument("params", nargs="?", default="params.yaml")
     chk.set_defaults(func=_check_params)

@@ -20,13 +20,19 @@ from pathlib import Path
 from torch import nn
 
 from signkd.experiment import (
-    keypoint_dim, load_splits, log_epoch, new_model, student_config, teacher_config, train_config,
+    keypoint_dim,
+    load_splits,
+    log_epoch,
+    new_model,
+    student_config,
+    teacher_config,
+    train_config,
 )
+from signkd.kd.settings import KDSettings
 from signkd.models.checkpoint import freeze
 from signkd.params import Params
 from signkd.teacher_targets import load_targets
 from signkd.training.data import Item, Vocabulary
-from signkd.kd.settings import KDSettings
 from signkd.training.kd import HKDLoss, attach_teacher_outputs
 from signkd.training.resume import resume_dir, resume_path
 from signkd.training.trainer import TrainResult, train
@@ -99,16 +105,16 @@ def distill_student(
     teacher = teacher if online(params) else None
     source_hidden, assistant_wer = teacher_cfg["hidden"], None
     if recipe == "chain":
-        assistant, a_cfg, a_result = assistant or train_assistant(params, items, vocab, teacher_cfg, kd, epochs,
-                                                                  desc, teacher, resume_stage)
+        a_model, a_cfg, a_result = assistant or train_assistant(params, items, vocab, teacher_cfg, kd, epochs,
+                                                                desc, teacher, resume_stage)
         source_hidden, assistant_wer = a_cfg["hidden"], a_result.best_dev_wer
         if teacher is not None:
-            teacher = freeze(assistant)  # the student learns from the assistant, online
+            teacher = freeze(a_model)  # the student learns from the assistant, online
         else:
             # the student learns from the assistant's outputs; copies keep the teacher's for the next call
             items = {**items, "train": [replace(it, tensors=dict(it.tensors)) for it in items["train"]]}
             store = resume_dir(resume_stage) / "assistant_targets" if resume_stage else None
-            attach_teacher_outputs(freeze(assistant), items["train"], keep=(params.student.modality,), store=store)
+            attach_teacher_outputs(freeze(a_model), items["train"], keep=(params.student.modality,), store=store)
     config = student_config(params, keypoint_dim(params), vocab)
     student = new_model(config, params.seed)
     loss = HKDLoss(config["hidden"], source_hidden, kd.loss_config(), teacher)

@@ -246,7 +246,7 @@ def run_live(slot: LatestFrame, recognizer: LiveRecognizer, tracker: HolisticTra
     with tracker, quiet_native_logs():
         while (taken := slot.take()) is not None:
             video_time, wall, frame = taken
-            live.frame_size = live.frame_size or frame.shape[:2]
+            live.frame_size = live.frame_size or (int(frame.shape[0]), int(frame.shape[1]))
             t = time.perf_counter()
             points, mask = tracker.process(frame)
             live.result.mediapipe_s.append(time.perf_counter() - t)

@@ -8,7 +8,7 @@ functions that turn stored features into model inputs live here, in NumPy. Train
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -17,6 +17,13 @@ from signkd.features.keypoints import PARTS, filled_mask, normalize_keypoints
 DOWNSAMPLE = 4  # input frames per output step of every recogniser: two max-pools of 2 (models/blocks.py)
 ALL_PARTS = tuple(PARTS)
 INPUTS = ("keypoints", "video", "flow")  # frame-rate inputs; any other tensor (teacher outputs) is shorter
+
+
+class Shaped(Protocol):
+    """A NumPy array or a torch tensor, as far as `num_frames` needs."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
 
 
 def keypoint_features(arrays: Mapping[str, np.ndarray], parts: tuple[str, ...] = ALL_PARTS) -> np.ndarray:
@@ -35,7 +42,7 @@ def keypoint_features(arrays: Mapping[str, np.ndarray], parts: tuple[str, ...] =
     return np.concatenate([xy.reshape(t, -1), mask.reshape(t, -1).astype(np.float32)], axis=1).astype(np.float32)
 
 
-def num_frames(tensors: Mapping[str, np.ndarray], name: str = "?") -> int:
+def num_frames(tensors: Mapping[str, Shaped], name: str = "?") -> int:
     """Input frames of one sample (every input modality has the same count)."""
     for key in INPUTS:
         if key in tensors:
@@ -55,7 +62,7 @@ def pad_inputs(samples: Sequence[Mapping[str, np.ndarray]], *, video_uint8: bool
     stays 0 after scaling), plus `lengths` (input frames per sample). `video_uint8`: video stays
     uint8, unscaled (a quarter of the bytes between DataLoader workers, in pinned memory and over
     PCIe); `scale_video` on the device then gives exactly the float32 this function would."""
-    batch = {"lengths": np.array([num_frames(s) for s in samples], dtype=np.int64)}
+    batch: dict[str, np.ndarray] = {"lengths": np.array([num_frames(s) for s in samples], dtype=np.int64)}
     for key in samples[0]:
         t_max = max(s[key].shape[0] for s in samples)
         raw = video_uint8 and key == "video"

@@ -6,13 +6,14 @@ with one message naming the key, instead of surfacing as a strange failure an ho
 
 from __future__ import annotations
 
-from signkd.errors import InputError
-from signkd.io import NotUtf8, decode_utf8
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WrapValidator, model_validator
+
+from signkd.errors import InputError
+from signkd.io import NotUtf8, decode_utf8
 
 
 class _Strict(BaseModel):
@@ -381,7 +382,7 @@ def _format_errors(err: ValidationError, path: Path) -> str:
     return "\n".join(lines)
 
 
-def parse_params(raw: dict, source: Path = Path("params.yaml")) -> Params:
+def parse_params(raw: object, source: Path = Path("params.yaml")) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     try:

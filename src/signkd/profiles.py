@@ -20,8 +20,9 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from typing import cast
 
-from signkd.params import ParamsError, Params, parse_params, read_yaml
+from signkd.params import Params, ParamsError, parse_params, read_yaml
 
 
 def leaves(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -82,7 +83,7 @@ def read_profile(path: Path) -> dict:
 
 def check(profile_path: Path, params_path: Path = Path("params.yaml")) -> Params:
     """Validate params.yaml with the profile applied; the error names the profile's bad key."""
-    merged = apply(read_yaml(params_path), read_profile(profile_path))
+    merged = apply(cast(dict, read_yaml(params_path)), read_profile(profile_path))  # not a mapping: fails in apply
     return parse_params(merged, Path(f"{params_path} + {profile_path}"))
 
 

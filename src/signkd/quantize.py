@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, cast
 
 import numpy as np
 import onnx
@@ -56,7 +56,7 @@ class _SeqLogProbs(nn.Module):
 
 def model_input(model: nn.Module) -> str:
     """The single input modality of a deployable (single-modal) recogniser."""
-    modalities = getattr(model, "modalities", ())
+    modalities: Sequence[str] = getattr(model, "modalities", ())
     if len(modalities) != 1:
         raise ValueError(f"only single-modal students are exported, this model reads {list(modalities)}")
     return modalities[0]
@@ -145,9 +145,10 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, plan: QuantPlan 
             name = onnx.load(str(current), load_external_data=False).graph.input[0].name
             # per-channel weights: one scale per output channel keeps small channels accurate;
             # uint8 activations x int8 weights is the layout ONNX Runtime's x86 kernels run fastest
-            quantize_static(str(current), str(out), FeatureReader(name, calibration), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=static, per_channel=True, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8)
+            # calibration: checked above, given whenever static ops are
+            quantize_static(str(current), str(out), FeatureReader(name, cast(Sequence[np.ndarray], calibration)),
+                            quant_format=QuantFormat.QDQ, op_types_to_quantize=static, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
             current = out
         if dynamic:
             out = Path(work) / "dynamic.onnx"

@@ -42,7 +42,16 @@ NOT_TIMED = ("overlay",)  # optional outputs, not part of recognising (nor of th
 
 
 class RecognizeError(InputError, RuntimeError):
-    """The video cannot be recognised; the message says why in one line."""
+    """The video cannot be recognised; the message says why in one line, and `state` which case it
+    is (one of STATES), for a page that shows each its own way."""
+
+    def __init__(self, message: str, state: str = "error"):
+        super().__init__(message)
+        self.state = state
+
+
+# Why a video got no glosses (RecognizeError.state); `Recognition.state` covers the rest
+STATES = ("unreadable", "too_short", "not_signing", "no_model", "error")
 
 
 class _Clock:
@@ -98,6 +107,34 @@ class Recognition:
         busy = sum(v for k, v in self.timings.items() if k not in NOT_TIMED)
         return busy / (self.frames / self.fps)
 
+    @property
+    def state(self) -> str:
+        """recognized | outside_vocabulary (mean confidence below MIN_CONFIDENCE) | no_gloss
+        (signing seen, nothing recognised)."""
+        if not self.glosses:
+            return "no_gloss"
+        return "recognized" if self.known else "outside_vocabulary"
+
+    def summary(self) -> dict:
+        """What `signkd recognize --json` prints and the demo page shows."""
+        return {
+            "video": self.video,
+            "frames": self.frames,
+            "fps": self.fps,  # the model's rate, at which `frames` and the spans count
+            "source_fps": self.source_fps,
+            "glosses": " ".join(self.glosses),
+            "corrected": " ".join(self.corrected),
+            "correction": self.correction,
+            "state": self.state,
+            "confidence": round(self.confidence, 4),
+            "min_confidence": MIN_CONFIDENCE,
+            "seconds": {k: round(v, 3) for k, v in self.timings.items()},
+            "cpu_seconds": {k: round(v, 3) for k, v in self.cpu_timings.items()},
+            "real_time_factor": round(self.real_time_factor, 3),
+            "confidences": [{"gloss": s.gloss, "confidence": s.confidence, "start_s": round(s.start_frame / self.fps, 2),
+                             "end_s": round(s.end_frame / self.fps, 2)} for s in self.spans],
+        }
+
 
 def corrector_applies(directory: str | Path) -> bool:
     """False when the saved corrector's dev-calibrated gate accepts no correction (margin null):
@@ -118,8 +155,24 @@ def video_fps(source: Path, default: float = 25.0) -> float:
 
     cap = cv2.VideoCapture(str(source))
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    if cap.isOpened() and not (fps and np.isfinite(fps) and 1.0 <= fps <= MAX_PLAUSIBLE_FPS):
+        fps = _fps_from_timestamps(cap)  # e.g. a browser's WebM recording: a 1 ms time base, no frame rate
     cap.release()
     return float(fps) if fps and np.isfinite(fps) and fps > 0 else default
+
+
+MAX_PLAUSIBLE_FPS = 240.0
+
+
+def _fps_from_timestamps(cap) -> float:
+    """Frames per second of video time, from the frames' own timestamps (0 if there are too few)."""
+    import cv2
+
+    stamps = []
+    while cap.grab():
+        stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
+    span = (stamps[-1] - stamps[0]) / 1000.0 if len(stamps) >= 2 else 0.0
+    return (len(stamps) - 1) / span if span > 0 else 0.0
 
 
 def load_deployable(model: str | Path, threads: int = 1) -> tuple[OnnxBackend, dict]:
@@ -132,23 +185,23 @@ def load_deployable(model: str | Path, threads: int = 1) -> tuple[OnnxBackend, d
                 path = download_onnx(str(model), tmp)
             except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; one line for the user
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise RecognizeError(f"cannot load {model} from the MLflow store (MLFLOW_TRACKING_URI): {first}") from err
+                raise RecognizeError(f"cannot load {model} from the MLflow store (MLFLOW_TRACKING_URI): {first}", "no_model") from err
             return _open(path, str(model), threads)  # the session holds the model in memory: the file may go
     return _open(Path(model), str(model), threads)
 
 
 def _open(path: Path, shown: str, threads: int) -> tuple[OnnxBackend, dict]:
     if not path.is_file():
-        raise RecognizeError(f"model {shown} not found: run `make repro` (or `dvc repro quantize`) first, or pass --model")
+        raise RecognizeError(f"model {shown} not found: run `make repro` (or `dvc repro quantize`) first, or pass --model", "no_model")
     try:
         backend = OnnxBackend(path, threads=max(1, threads))
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own (InvalidProtobuf, Fail, ...)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RecognizeError(f"{shown} is not a readable ONNX model ({first[:160]}); pass the .onnx that "
-                             "`dvc repro quantize` writes (models/quantize/student_int8.onnx) or re-export it") from None
+                             "`dvc repro quantize` writes (models/quantize/student_int8.onnx) or re-export it", "no_model") from None
     config = backend.config
     if config is None or "vocab" not in config:
-        raise RecognizeError(f"{shown} carries no SignKD config (vocabulary, preprocessing): re-export it with `dvc repro quantize`")
+        raise RecognizeError(f"{shown} carries no SignKD config (vocabulary, preprocessing): re-export it with `dvc repro quantize`", "no_model")
     return backend, config
 
 
@@ -159,10 +212,10 @@ def _check_video_input(video: Path) -> None:
 
     if video.is_file() and video.suffix.lower() in IMAGE_SUFFIXES:
         raise RecognizeError(f"{video} is a single image; recognition needs a video: give a video file "
-                             f"({', '.join(VIDEO_SUFFIXES)}) or a folder holding the frames in order")
+                             f"({', '.join(VIDEO_SUFFIXES)}) or a folder holding the frames in order", "unreadable")
     if video.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in video.iterdir() if p.is_file()):
         raise RecognizeError(f"{video} holds no frame images ({', '.join(IMAGE_SUFFIXES)}); give a video file "
-                             f"({', '.join(VIDEO_SUFFIXES)}) or a folder of its frames")
+                             f"({', '.join(VIDEO_SUFFIXES)}) or a folder of its frames", "unreadable")
 
 
 def ctc_align(log_probs: np.ndarray, labels: list[int]) -> list[tuple[int, int]]:
@@ -223,6 +276,7 @@ def recognize(
     corrector_dir: str | Path | None = None, fps: float | None = None, overlay: str | Path | None = None,
     threads: int = 1,
 ) -> Recognition:
+    from signkd.features.frames import FrameSourceError
     from signkd.features.keypoints import keypoints_for_video
     from signkd.features.tasks_backend import backend_for_record
     from signkd.features.workers import quiet_native_logs
@@ -233,24 +287,27 @@ def recognize(
         backend, config = load_deployable(model_path, threads)
     prep = config["preprocessing"]
     if not video.exists():
-        raise RecognizeError(f"{video} does not exist: give a video file (.mp4, .avi, .webm) or a folder of frame images")
+        raise RecognizeError(f"{video} does not exist: give a video file (.mp4, .avi, .webm) or a folder of frame images", "unreadable")
     _check_video_input(video)
     keypoint_backend = backend_for_record(prep)  # None (Holistic) unless trained on tasks keypoints: then its models
     source_fps = fps or video_fps(video)
     model_fps = float(prep.get("fps", MODEL_FPS))  # checkpoints from before the rate travelled: Phoenix's 25
 
     with clock.step("keypoints"):
-        with quiet_native_logs():  # MediaPipe/TFLite info and warning lines are not the user's business
-            arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]), frame_stride=int(prep.get("frame_stride", 1)),
-                                         backend=keypoint_backend, source_fps=source_fps, target_fps=model_fps)
+        try:
+            with quiet_native_logs():  # MediaPipe/TFLite info and warning lines are not the user's business
+                arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]), frame_stride=int(prep.get("frame_stride", 1)),
+                                             backend=keypoint_backend, source_fps=source_fps, target_fps=model_fps)
+        except FrameSourceError as err:
+            raise RecognizeError(str(err), "unreadable") from None
     frames = int(len(arrays["mask"]))  # at the model's rate
     if frames // DOWNSAMPLE < 1:
-        raise RecognizeError(f"{video}: too short ({frames} frames); the model needs at least {DOWNSAMPLE}")
+        raise RecognizeError(f"{video}: too short ({frames} frames); the model needs at least {DOWNSAMPLE}", "too_short")
     if _hand_share(arrays) < MIN_HAND_FRAMES:
-        raise RecognizeError(f"{video}: no signing detected (hands found in {_hand_share(arrays):.0%} of {frames} frames)")
+        raise RecognizeError(f"{video}: no signing detected (hands found in {_hand_share(arrays):.0%} of {frames} frames)", "not_signing")
     if hand_motion(arrays) < MIN_HAND_MOTION:
         raise RecognizeError(f"{video}: no signing detected (the hands hardly move: {hand_motion(arrays):.2f} shoulder "
-                             f"widths, signing moves them at least {MIN_HAND_MOTION}); record the person signing")
+                             f"widths, signing moves them at least {MIN_HAND_MOTION}); record the person signing", "not_signing")
 
     with clock.step("model"):
         hyp, spans = read_glosses(arrays, backend, config, decoding, video.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -41,7 +42,7 @@ def correction_applied(metrics: dict) -> bool:
 def results_table(reports_dir: Path) -> tuple[str, list[dict]]:
     """One row per model: dev WER (the selection split: it picks the epoch, the temperature and
     the correction gate) and test WER (held out) with its 95% bootstrap interval over utterances."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, stage, dev_key, test_key, ci_suffix, size_key in ROWS:
         m = load_metrics(reports_dir, stage)
         row = {"model": label, "stage": stage, "dev_wer": m.get(dev_key), "test_wer": m.get(test_key),

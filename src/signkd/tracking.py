@@ -23,11 +23,15 @@ import os
 import socket
 import subprocess
 from pathlib import Path
-from typing import Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Iterator, cast
 
 from signkd.errors import InputError
 from signkd.io import write_json
 from signkd.params import Params, flatten
+
+if TYPE_CHECKING:  # imported where used: it is slow to import
+    import mlflow
 
 EXPERIMENT = "signkd"
 ARTIFACTS_DIR = "mlartifacts"
@@ -77,7 +81,7 @@ def run_tags() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, params: Params, run_name: str | None = None, nested: bool = False) -> Iterator["mlflow.ActiveRun"]:  # noqa: F821
+def stage_run(stage: str, params: Params, run_name: str | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
     """Start an MLflow run tagged with the stage and git commit, with every param logged."""
     import mlflow
 
@@ -100,6 +104,7 @@ def _sqlite_file(uri: str) -> Path | None:
 @contextlib.contextmanager
 def _store_lock(db: Path | None) -> Iterator[None]:
     """Exclusive lock beside a SQLite store (POSIX flock; released if the process dies)."""
+    fcntl: ModuleType | None
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock, as before
@@ -155,7 +160,7 @@ def prepare_store() -> str:
             own_store = db is not None and db.resolve() == (repo_root() / "mlflow.db").resolve()
             old = (experiment.artifact_location or "").rstrip("/")
             if own_store and old != artifacts and old.endswith("/" + ARTIFACTS_DIR):
-                _rebase_artifacts(client, experiment_id, old, artifacts)
+                _rebase_artifacts(client, experiment_id, old, cast(str, artifacts))  # own_store: a local store
         end_dead_runs(client, experiment_id)
     return experiment_id
 

@@ -17,7 +17,6 @@ any failed expectation.
 
 from __future__ import annotations
 
-from signkd.errors import InputError
 import logging
 import os
 import zipfile
@@ -28,8 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from signkd.data.manifest import SPLITS, Sample, read_all, read_manifest, read_vocab
 from signkd.data.common import count_frames
+from signkd.data.manifest import SPLITS, Sample, read_all, read_manifest, read_vocab
+from signkd.errors import InputError
 from signkd.io import atomic_dir, load_npz, write_json
 
 MAX_EXAMPLES = 5
@@ -206,6 +206,7 @@ def flow_frame(manifest_dir: str | os.PathLike, flow_dir: str | os.PathLike,
     """One row per manifest video with the computed flow check columns (each file loaded once)."""
 
     def check(arrays: dict[str, np.ndarray], row: dict) -> None:
+        scale: np.ndarray | float  # the stored array, then its value
         flow, scale, method = arrays["flow"], arrays["scale"], arrays["method"]
         if flow.dtype != np.int8 or flow.ndim != 4 or flow.shape[1] != 2:
             raise ValueError(f"flow is {flow.dtype} {list(flow.shape)}, expected int8 [T, 2, height, width]")
@@ -370,6 +371,7 @@ def validate_flow(
 
     frame = flow_frame(manifest_dir, flow_dir, skipped)
     sizes = frame["flow_size"].dropna()
+    expected_size: str | None
     if height is not None and width is not None:
         expected_size = f"{height}x{width}"
     else:

@@ -13,6 +13,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -43,7 +44,7 @@ def _wer(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]], clean: st
     return official_wer(refs, hyps, clean=clean).wer
 
 
-def build_gloss_tokenizer(vocab: Sequence[str], max_length: int = 128) -> PreTrainedTokenizerFast:
+def build_gloss_tokenizer(vocab: Sequence[str] | None, max_length: int = 128) -> PreTrainedTokenizerFast:
     """A word-level tokenizer: one id per gloss, so glosses are never split into sub-words.
 
     Glosses are split on whitespace only (not on punctuation), since gloss names such as
@@ -171,7 +172,7 @@ class GlossCorrector:
             lost = [g for g in (vocab or []) if not corrector._representable([g])]
             if lost:
                 warnings.warn(
-                    f"{len(lost)} of {len(vocab)} glosses do not survive the tokenizer of {pretrained!r} "
+                    f"{len(lost)} of {len(cast(Sequence[str], vocab))} glosses do not survive the tokenizer of {pretrained!r} "
                     f"(e.g. {lost[:5]}); hypotheses containing them are left uncorrected",
                     stacklevel=2,
                 )
@@ -293,7 +294,7 @@ class GlossCorrector:
         self, hyps: Sequence[Sequence[str]], *, num_beams: int = 4, batch_size: int = 64, gate: bool = True
     ) -> list[list[str]]:
         """Corrected gloss sequences; with `gate`, a correction is kept only if it beats the margin."""
-        hyps = [list(h) for h in hyps]
+        hyps = cast("list[list[str]]", [list(h) for h in hyps])  # what mypy does not infer
         if not hyps:
             return []
         if not gate:
@@ -325,7 +326,7 @@ class GlossCorrector:
             raise ValueError("calibration needs at least one (hypothesis, reference) pair")
         if any(m < 0 or math.isnan(m) for m in grid):
             raise ValueError(f"margins must be >= 0, got {list(grid)}")
-        hyps = [list(h) for h in hyps]
+        hyps = cast("list[list[str]]", [list(h) for h in hyps])  # what mypy does not infer
         refs = [list(r) for r in refs]
         candidates, gains = self.propose(hyps, num_beams=num_beams, batch_size=batch_size)
         margins = sorted(set(grid) | {math.inf}, reverse=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -51,7 +52,9 @@ def pretrain(
     if not any(len(s) for s in sentences):
         raise ValueError("no non-empty sentences to pre-train on")
     rng = np.random.default_rng(seed)
-    pairs = make_denoising_pairs(sentences, vocab, noise_samples, rng, clean_fraction=clean_fraction, **noise)
+    # noise: probabilities by name (checked there); mypy would match it against max_redraws: int too
+    pairs = make_denoising_pairs(sentences, vocab, noise_samples, rng, clean_fraction=clean_fraction,
+                                 **cast("dict[str, Any]", noise))
     kept = guard.pairs(pairs) if guard is not None else pairs
     result = _train(corrector, kept, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
                     progress=progress, desc="correct: pretrain", guard=guard)

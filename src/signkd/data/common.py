@@ -6,15 +6,15 @@ never another reader; `signkd.data.registry` is the one place that knows them al
 
 from __future__ import annotations
 
-from signkd.errors import InputError
 import csv
 import io
 import os
 from pathlib import Path
 
+from signkd.errors import InputError
 from signkd.features.frames import VIDEO_SUFFIXES, FrameSourceError
-from signkd.io import NotUtf8, decode_utf8
 from signkd.features.frames import count_frames as _decode_count
+from signkd.io import NotUtf8, decode_utf8
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _MAX_LISTED = 5

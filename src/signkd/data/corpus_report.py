@@ -15,6 +15,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -125,8 +126,8 @@ def readme_text(stats: dict, pictures: list[str]) -> str:
         parts += [f"Split mode: **{stats['split_mode']}**{held}.", ""]
     vocab_line = f"Train vocabulary: **{stats['vocab_size']}** glosses"
     if "lexicon_size" in stats:
-        unseen = ", ".join(f"`{g}`" for g in stats["lexicon_unseen_in_train"]) or "none"
-        vocab_line += f" (lexicon: {stats['lexicon_size']}; lexicon glosses absent from train: {unseen})"
+        unseen_glosses = ", ".join(f"`{g}`" for g in stats["lexicon_unseen_in_train"]) or "none"
+        vocab_line += f" (lexicon: {stats['lexicon_size']}; lexicon glosses absent from train: {unseen_glosses})"
     parts += [vocab_line + ".", "", "## Splits", ""]
     rows = []
     for split in SPLITS:
@@ -173,7 +174,7 @@ def readme_text(stats: dict, pictures: list[str]) -> str:
 
 def _signer_from(description: dict) -> Signer:
     """A Signer back from its corpus.json form (JSON turns its colour tuples into lists)."""
-    return Signer(**{k: tuple(v) if isinstance(v, list) else v for k, v in description.items()})
+    return Signer(**cast("dict[str, Any]", {k: tuple(v) if isinstance(v, list) else v for k, v in description.items()}))
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour, thickness: int = 1) -> None:
@@ -344,7 +345,7 @@ def _write_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
     sample = np.vstack(frames[:: max(1, len(frames) // 8)])
     photo = Image.fromarray(sample).quantize(colors=GIF_COLOURS - len(_LABEL_COLOURS), method=Image.Quantize.MEDIANCUT,
                                              dither=Image.Dither.NONE)
-    entries = photo.getpalette()[: 3 * (GIF_COLOURS - len(_LABEL_COLOURS))]
+    entries = cast("list[int]", photo.getpalette())[: 3 * (GIF_COLOURS - len(_LABEL_COLOURS))]  # quantized: has one
     entries += [c for bgr in _LABEL_COLOURS for c in bgr[::-1]]
     palette = Image.new("P", (1, 1))
     palette.putpalette(entries + entries[:3] * (256 - len(entries) // 3))  # unused slots repeat entry 0

@@ -86,7 +86,12 @@ def read_csl_daily(root: str | os.PathLike) -> dict[str, list[Sample]]:
 
     frames_root = _frames_root(base)
     out: dict[str, list[Sample]] = {split: [] for split in SPLITS}
-    bad_length, no_gloss, skipped, missing, empty, wrong_count = [], [], [], [], [], []
+    bad_length: list[str] = []
+    no_gloss: list[str] = []
+    skipped: list[str] = []
+    missing: list[str] = []
+    empty: list[str] = []
+    wrong_count: list[str] = []
     for line_no, row in videos:
         name = row["name"]
         where = f"{name} (line {line_no})"

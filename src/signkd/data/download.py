@@ -8,7 +8,6 @@ name, and unpacking refuses unsafe member paths and appears in place only when c
 
 from __future__ import annotations
 
-from signkd.errors import InputError
 import hashlib
 import lzma
 import os
@@ -26,6 +25,7 @@ import requests
 import urllib3
 from tqdm import tqdm
 
+from signkd.errors import InputError
 from signkd.io import atomic_dir, write_text
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz")
@@ -186,7 +186,7 @@ def _check_space(folder: Path, needed: int, what: str) -> None:
         )
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,11 +63,11 @@ class Sample:
         )
 
 
-def manifest_path(manifest_dir: str | Path, split: str) -> Path:
+def manifest_path(manifest_dir: str | os.PathLike, split: str) -> Path:
     return Path(manifest_dir) / f"{split}.csv"
 
 
-def write_manifest(manifest_dir: str | Path, split: str, samples: list[Sample]) -> Path:
+def write_manifest(manifest_dir: str | os.PathLike, split: str, samples: list[Sample]) -> Path:
     """Write one split's manifest atomically."""
     path = manifest_path(manifest_dir, split)
     buf = io.StringIO()
@@ -79,7 +80,7 @@ def write_manifest(manifest_dir: str | Path, split: str, samples: list[Sample]) 
     return path
 
 
-def read_manifest(manifest_dir: str | Path, split: str) -> list[Sample]:
+def read_manifest(manifest_dir: str | os.PathLike, split: str) -> list[Sample]:
     path = manifest_path(manifest_dir, split)
     if not path.is_file():
         raise FileNotFoundError(f"manifest {path} is missing: run the `prepare` stage first (dvc repro prepare)")
@@ -115,15 +116,15 @@ def _sample(row: dict, path: Path, line: int) -> Sample:
     return Sample.from_row(row | {"num_frames": str(frames)})
 
 
-def read_all(manifest_dir: str | Path) -> dict[str, list[Sample]]:
+def read_all(manifest_dir: str | os.PathLike) -> dict[str, list[Sample]]:
     return {split: read_manifest(manifest_dir, split) for split in SPLITS}
 
 
-def vocab_path(manifest_dir: str | Path) -> Path:
+def vocab_path(manifest_dir: str | os.PathLike) -> Path:
     return Path(manifest_dir) / "vocab.txt"
 
 
-def write_vocab(manifest_dir: str | Path, glosses: list[str]) -> Path:
+def write_vocab(manifest_dir: str | os.PathLike, glosses: list[str]) -> Path:
     """One gloss per line; line order defines class ids (blank is id 0, glosses start at 1)."""
     path = vocab_path(manifest_dir)
     with atomic_path(path) as tmp:
@@ -131,7 +132,7 @@ def write_vocab(manifest_dir: str | Path, glosses: list[str]) -> Path:
     return path
 
 
-def read_vocab(manifest_dir: str | Path) -> list[str]:
+def read_vocab(manifest_dir: str | os.PathLike) -> list[str]:
     path = vocab_path(manifest_dir)
     if not path.is_file():
         raise FileNotFoundError(f"vocabulary {path} is missing: run the `prepare` stage first")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 
@@ -185,7 +186,7 @@ def minimal_pairs(lexicon: dict[str, Sign] | None = None) -> dict[str, list[tupl
     return pairs
 
 
-def lexicon_description() -> dict[str, dict]:
+def lexicon_description() -> dict[str, Any]:
     """JSON-ready description of every sign and handshape (written into corpus.json)."""
     return {
         "signs": {g: LEXICON[g].form() for g in vocabulary()},

@@ -40,7 +40,7 @@ as zero.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -254,7 +254,7 @@ def plot_accuracy(stats: dict, path: str | Path, *, note: str = "") -> None:
             fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)
         return
-    bars = [(label, stats.get(key)) for label, key in (
+    bars: list[tuple[str, Any]] = [(label, stats.get(key)) for label, key in (
         ("pose", "detection_rate_gt_pose"), ("left hand", "detection_rate_gt_left_hand"),
         ("right hand", "detection_rate_gt_right_hand"), ("both hands", "detection_rate_gt_both_hands"),
         ("face", "detection_rate_gt_face"), ("arm joints", "detection_rate_gt_arm_joints"),

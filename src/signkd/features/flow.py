@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import cv2
 import numpy as np
@@ -40,12 +40,13 @@ FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 def _flow_function(method: str) -> FlowFn:
     """A (prev_gray, next_gray) -> float32 [H, W, 2] function; one instance per video."""
     if method == "dis":
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)  # type: ignore[attr-defined]  # in cv2, not in its stubs
         return lambda prev, nxt: dis.calc(prev, nxt, None)
     if method == "farneback":
-        return lambda prev, nxt: cv2.calcOpticalFlowFarneback(prev, nxt, None, **_FARNEBACK)
+        # the stubs want an array for `flow` (cv2 takes None: allocate it) and cannot match **_FARNEBACK
+        return lambda prev, nxt: cv2.calcOpticalFlowFarneback(prev, nxt, None, **_FARNEBACK)  # type: ignore[call-overload]
     if method == "tvl1":
-        tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+        tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()  # type: ignore[attr-defined]  # opencv-contrib, not in the stubs
         return lambda prev, nxt: tvl1.calc(prev, nxt, None)
     raise ValueError(f"unknown flow method {method!r}: choose one of {', '.join(FLOW_METHODS)}")
 
@@ -145,7 +146,7 @@ def extract_flow(
     """
     _flow_function(method)  # a bad method fails here, before any worker starts
     _check_size(height, width)
-    settings = {"method": method, "height": height, "width": width}
+    settings: dict[str, Any] = {"method": method, "height": height, "width": width}
     report = run_per_video(samples, out_dir, functools.partial(flow_for_video, **settings),
                            functools.partial(_summarize_flow, **settings), settings=extractor_settings(**settings),
                            workers=workers, on_error=on_error, progress=progress, desc=f"flow ({method})")

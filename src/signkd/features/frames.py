@@ -6,13 +6,14 @@ extractors see only an iterator of BGR uint8 frames, so a long video never sits 
 
 from __future__ import annotations
 
-from signkd.errors import InputError
 import re
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
+
+from signkd.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")

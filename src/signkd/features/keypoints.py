@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -31,7 +31,7 @@ from signkd.features.parallel import run_per_video
 from signkd.io import load_npz
 
 if TYPE_CHECKING:  # the tasks backend imports this module: at run time it is imported where used
-    from signkd.features.tasks_backend import TasksBackend
+    from signkd.features.tasks_backend import TasksBackend, TasksExtractor
 
 # MediaPipe Pose indices: nose, shoulders, elbows, wrists, hips.
 POSE_INDICES = (0, 11, 12, 13, 14, 15, 16, 23, 24)
@@ -226,7 +226,7 @@ def interpolate_gaps(landmarks: np.ndarray, mask: np.ndarray, max_gap: int) -> t
     return filled, interpolated
 
 
-def filled_mask(arrays: dict[str, np.ndarray]) -> np.ndarray:
+def filled_mask(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     """Joints a model may use: detected or interpolated (files without `interpolated`: detected)."""
     mask = np.asarray(arrays["mask"], bool)
     if "interpolated" not in arrays:
@@ -329,6 +329,7 @@ def keypoints_for_video(source: str | Path, *, max_gap: int = DEFAULT_MAX_GAP, f
             if i % frame_stride == 0:
                 yield frame
 
+    extractor: KeypointExtractor | TasksExtractor
     if backend is None:
         extractor = KeypointExtractor()
     else:

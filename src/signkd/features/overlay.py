@@ -143,15 +143,19 @@ def _caption(image: np.ndarray, text: str) -> None:
                 thickness, cv2.LINE_AA)
 
 
+# suffix -> the codec OpenCV's bundled FFmpeg writes for it; browsers play only the .webm (VP8)
+OVERLAY_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
+
+
 def write_overlay_video(source: str | Path, keypoints: dict, out_path: str | Path, captions: list[str],
                         fps: float) -> int:
     """Every frame of `source` with its landmarks and `captions[t]` (the running gloss caption),
-    written atomically as .mp4 (mp4v) or .avi (MJPG); small frames (Phoenix's 210 x 260) are
+    written atomically as .mp4 (mp4v), .avi (MJPG) or .webm (VP8, what a browser plays); small frames (Phoenix's 210 x 260) are
     enlarged 2x so that the caption stays readable. Returns the number of frames written."""
     out_path = Path(out_path)
-    fourcc = {".mp4": "mp4v", ".avi": "MJPG"}.get(out_path.suffix.lower())
+    fourcc = OVERLAY_CODECS.get(out_path.suffix.lower())
     if fourcc is None:
-        raise ValueError(f"overlay video {out_path} must end in .mp4 or .avi")
+        raise ValueError(f"overlay video {out_path} must end in {', '.join(OVERLAY_CODECS)}")
     total = len(keypoints["mask"])
     if len(captions) != total:
         raise ValueError(f"{len(captions)} captions for {total} frames")
@@ -168,13 +172,16 @@ def write_overlay_video(source: str | Path, keypoints: dict, out_path: str | Pat
             image = _draw_frame(frame, t, keypoints, None, scale)
             _caption(image, captions[t])
             if writer is None:
-                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), image.shape[1::-1])
+                # the stubs know only VideoWriter.fourcc; cv2 has both
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), image.shape[1::-1])  # type: ignore[attr-defined]
                 if not writer.isOpened():
                     raise OSError(f"OpenCV cannot write {out_path.suffix} video ({fourcc}) here")
             writer.write(image)
             count += 1
         if count != total:
             raise ValueError(f"{source} has fewer frames than the {total} with keypoints")
+        if writer is None:
+            raise ValueError(f"{source} has no frames to draw")
         writer.release()
         writer = None
         _publish_mode(tmp, directory=False)

@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Generator, cast
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -172,7 +172,7 @@ def _init_worker(parent_pid: int) -> None:
     cv2.setNumThreads(1)
 
 
-def _pool_results(tasks: list[tuple], workers: int) -> Iterator[Outcome]:
+def _pool_results(tasks: list[tuple], workers: int) -> Generator[Outcome, None, None]:
     if not tasks:
         return
     if workers == 1:
@@ -282,7 +282,7 @@ def _collect(tasks: list[tuple], samples: list[Sample], results: list, index: So
                 else:
                     index.record(sample, stat, sha1)
                     results[i] = VideoResult(sample.id, sample.split, sample.frames_dir, "processed",
-                                             summary, seconds=seconds)
+                                             cast(dict, summary), seconds=seconds)  # no error: a summary
                 bar.update(sample.num_frames)
     finally:
         bar.close()

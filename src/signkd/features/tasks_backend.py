@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -177,7 +178,8 @@ def landmarkers(backend: TasksBackend) -> Iterator[dict]:
     from mediapipe.tasks.python import BaseOptions, vision
 
     def options(part: str):
-        base = BaseOptions(model_asset_buffer=model_files.read_verified(backend.model(part)))
+        # part is one of backend.models' own parts, so the model is always found
+        base = BaseOptions(model_asset_buffer=model_files.read_verified(cast(ModelFile, backend.model(part))))
         common = {"base_options": base, "running_mode": vision.RunningMode.VIDEO,
                   "min_tracking_confidence": MIN_CONFIDENCE}
         if part == "hand":

@@ -68,10 +68,10 @@ def with_values(params: Params, values: dict[str, float], source: str = "params.
                          "rerun `dvc repro tune`, or give kd." + missing[0] + " a number")
     resolved = {key: float(values[key]) if value == TUNED and key in values else value for key, value in declared.items()}
     # a level weight marked `tuned` under `logits` is never searched and never used
-    resolved = {key: 0.0 if value == TUNED else float(value) for key, value in resolved.items()}
+    numbers = {key: 0.0 if value == TUNED else float(value) for key, value in resolved.items()}
     return KDSettings(
-        recipe=params.kd.recipe, temperature=resolved["temperature"], alpha=resolved["alpha"],
-        level_weights={level: resolved[f"level_weights.{level}"] for level in LEVELS},
+        recipe=params.kd.recipe, temperature=numbers["temperature"], alpha=numbers["alpha"],
+        level_weights={level: numbers[f"level_weights.{level}"] for level in LEVELS},
         tuned=tuned_keys(params), source=source,
     )
 

@@ -56,9 +56,10 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         var = (((x - mean[None, :, None]) ** 2) * m).sum((0, 2)) / count
         with torch.no_grad():
             momentum = self.momentum if self.momentum is not None else 0.1
-            self.running_mean.lerp_(mean, momentum)
-            self.running_var.lerp_(var * count / (count - 1), momentum)
-            self.num_batches_tracked += 1
+            # the stubs type these buffers Tensor | None (None without track_running_stats, never used here)
+            self.running_mean.lerp_(mean, momentum)  # type: ignore[union-attr]
+            self.running_var.lerp_(var * count / (count - 1), momentum)  # type: ignore[union-attr]
+            self.num_batches_tracked += 1  # type: ignore[operator, assignment]
         x_hat = (x - mean[None, :, None]) / torch.sqrt(var[None, :, None] + self.eps)
         return x_hat * self.weight[None, :, None] + self.bias[None, :, None]
 

@@ -54,6 +54,11 @@ class BasicBlock(nn.Module):
 class ResNet18(nn.Module):
     """ResNet-18 with torchvision's names and initialisation; `num_classes=None` leaves out `fc`."""
 
+    layer1: nn.Sequential  # set with setattr in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, num_classes: int | None = 1000):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
@@ -124,6 +129,9 @@ class ResNetFrameEncoder(nn.Module):
 
     As `FrameCNN`, only valid frames go through the backbone, so padding never reaches its
     BatchNorm statistics and an utterance gives the same features alone or in a padded batch."""
+
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, out_dim: int, weights: str | Path = ""):
         super().__init__()

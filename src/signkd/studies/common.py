@@ -4,15 +4,17 @@ A claim about two models needs more than one seed on one small test set, so each
 every model with several seeds and reports the mean test WER, its spread over seeds, and a 95%
 bootstrap interval of that mean over test utterances (resampling the same utterances for every
 seed, so the interval reflects the test set's size as well as the seeds). Each finished run is
-cached as JSON, keyed on everything that shapes it, so an interrupted study resumes.
+recorded in a ledger committed with the code (`LEDGER`), keyed on everything that shapes it, so an
+interrupted study resumes, in a later session or on another machine.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,7 +32,7 @@ from signkd.training.data import Item, Vocabulary, load_items
 ALL_INPUTS = ("video", "keypoints", "flow")
 
 
-def with_updates(params: Params, **sections: dict) -> Params:
+def with_updates(params: Params, **sections: Any) -> Params:
     """A copy of params with some fields of some sections replaced (params are frozen), validated
     as params.yaml is (nested sections such as kd.level_weights given as dicts)."""
     updates = {}
@@ -112,16 +114,52 @@ def run_key(params: Params, name: str, seed: int, extra: dict | None = None, *, 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def cached(study_dir: Path, name: str, seed: int, key: str, run: Callable[[], dict]) -> dict:
-    """The run's result from `study_dir/<name>-seed<seed>.json` if its key matches, else run it."""
-    path = study_dir / f"{name}-seed{seed}.json"
+# Each finished run's record (key, dev and test WER, per-utterance test errors; no weights) is
+# committed under studies/runs/<study>/: a five-seed study outlasts a working session, and the
+# checkpoints under models/studies/ do not outlive the machine that trained them. A run is
+# redone only when its key (everything that shapes it) changes.
+LEDGER = Path("studies/runs")
+
+
+def record_path(study_dir: Path, name: str, seed: int) -> Path:
+    return LEDGER / Path(study_dir).name / f"{name}-seed{seed}.json"
+
+
+def stored(study_dir: Path, name: str, seed: int, key: str) -> dict | None:
+    """The run's record if one with this key is in the ledger."""
+    path = record_path(study_dir, name, seed)
     if path.is_file():
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        if stored.get("key") == key:
-            return stored
-    result = {"key": key, "name": name, "seed": seed, **run()}
-    write_json(path, result)
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("key") == key:
+            return record
+    return None
+
+
+def machine() -> dict:
+    """Where a run was made (numbers differ across CPUs and torch builds, never within one)."""
+    import platform
+
+    import torch
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def cached(study_dir: Path, name: str, seed: int, key: str, run: Callable[[], dict]) -> dict:
+    """The run's record from the ledger if its key matches, else run it and record it."""
+    hit = stored(study_dir, name, seed, key)
+    if hit is not None:
+        return hit
+    result = {"key": key, "name": name, "seed": seed, **run(), "machine": machine()}
+    write_json(record_path(study_dir, name, seed), result)
     return result
+
+
+def digest(record: dict) -> str:
+    """A fingerprint of a run's outcome: what a run that builds on it (a student distilled from a
+    teacher) is keyed on, so a teacher refitted elsewhere with a different outcome redoes its students."""
+    blob = json.dumps([record["key"], record["dev_wer"], record["test_errors"]])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def test_record(items: list[Item], hyps: list[list[str]], clean: str) -> dict:

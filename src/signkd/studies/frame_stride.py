@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable, cast
 
 from signkd.experiment import (
     decoding,
@@ -74,8 +75,9 @@ def run(params: Params, seeds: list[int], strides: list[int]) -> dict:
         for seed in seeds:
             ps = with_updates(params, student={"modality": "keypoints", "frame_stride": stride}).model_copy(update={"seed": seed})
             export_to = STUDY_DIR / f"{name}.onnx" if seed == seeds[0] else None
-            runs.setdefault(name, []).append(
-                cached(STUDY_DIR, name, seed, run_key(ps, name, seed, sections=STUDENT_SECTIONS), lambda ps=ps, e=export_to: train_one(ps, e)))
+            # cast: mypy cannot infer a lambda with default arguments against Callable[[], dict]
+            run_one = cast(Callable[[], dict], lambda ps=ps, e=export_to: train_one(ps, e))
+            runs.setdefault(name, []).append(cached(STUDY_DIR, name, seed, run_key(ps, name, seed, sections=STUDENT_SECTIONS), run_one))
     summary = {name: {**summarize(rs), "seed_wers": [round(r["test_wer"], 3) for r in rs]} for name, rs in runs.items()}
     write_json(REPORT_DIR / "metrics.json", summary)
     labels = {f"stride{s}": f"MediaPipe on every {s}. frame" if s > 1 else "MediaPipe on every frame" for s in strides}

@@ -14,7 +14,8 @@ student without distillation (`no_kd`) and distilled from that seed's teacher by
       (paired: test WER points the first recipe is better by, same seed; signkd.studies.intervals)
   reports/kd_ablation/README.md, wer.png, alignment.png
 
-Run: `make kd-ablation`; runs are cached in models/studies/kd_ablation/, so it resumes.
+Run: `make kd-ablation`; each run's record is kept in studies/runs/kd_ablation/ (weights in
+models/studies/kd_ablation/), so it resumes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from signkd.distillation import (
     online,
     train_assistant,
 )
+from signkd.errors import InputError
 from signkd.experiment import (
     decoding,
     keypoint_dim,
@@ -41,6 +43,7 @@ from signkd.experiment import (
     train_config,
 )
 from signkd.io import write_json, write_text
+from signkd.kd.settings import KDSettings, resolve, tuned_keys
 from signkd.models.checkpoint import freeze, load_checkpoint, save_checkpoint
 from signkd.params import Params
 from signkd.studies.common import (
@@ -49,12 +52,15 @@ from signkd.studies.common import (
     TEACHER_SECTIONS,
     bar_chart,
     cached,
+    digest,
     load_all,
     markdown_table,
     only,
     paired,
     paired_lines,
+    record_path,
     run_key,
+    stored,
     study_vocabulary,
     summarize,
     test_record,
@@ -69,8 +75,6 @@ from signkd.teacher_targets import (
 )
 from signkd.training.kd import attach_teacher_outputs
 from signkd.training.trainer import TrainResult, evaluate, train
-from signkd.errors import InputError
-from signkd.kd.settings import KDSettings, resolve, tuned_keys
 
 STUDY_DIR = Path("models/studies/kd_ablation")
 # The tune study's best values (signkd.studies.tune); the ablation itself distils with params' numbers.
@@ -88,24 +92,51 @@ def _evaluate(model, params, data, vocab, result) -> dict:
             **test_record(data["test"], hyps, scoring_clean(params))}
 
 
-def teacher_run(params: Params, items: dict, vocab) -> tuple[dict, object, dict]:
-    seed = params.seed
-    directory = STUDY_DIR / f"teacher-seed{seed}"
+class SeedTeacher:
+    """One seed's teacher: its record (from the ledger, or fitted now) and, only when a student
+    still has to be distilled from it, its weights (refitted if this machine lacks them)."""
 
-    def fit() -> dict:
+    def __init__(self, params: Params, items: dict, vocab):
+        self.params, self.items, self.vocab = params, items, vocab
+        self.directory = STUDY_DIR / f"teacher-seed{params.seed}"
+        self.key = run_key(params, "teacher", params.seed, sections=TEACHER_SECTIONS)
+        self.record = cached(STUDY_DIR, "teacher", params.seed, self.key, self._fit)
+        self._loaded: tuple | None = None
+
+    def _fit(self) -> dict:
+        params, vocab, seed = self.params, self.vocab, self.params.seed
         config = teacher_config(params, keypoint_dim(params), vocab)
         model = new_model(config, seed)
-        data = {k: only(v, tuple(params.teacher.modalities)) for k, v in items.items()}
+        data = {k: only(v, tuple(params.teacher.modalities)) for k, v in self.items.items()}
         result = train(model, data["train"], data["dev"], vocab, train_config(params, params.teacher), None, None, f"teacher {seed}")
-        save_checkpoint(model, config, directory)
+        save_checkpoint(model, config, self.directory)
         return _evaluate(model, params, data, vocab, result)
 
-    record = cached(STUDY_DIR, "teacher", seed, run_key(params, "teacher", seed, sections=TEACHER_SECTIONS), fit)
-    if not (directory / "model.safetensors").is_file():  # result cached but checkpoint lost: refit
-        (STUDY_DIR / f"teacher-seed{seed}.json").unlink()
-        record = cached(STUDY_DIR, "teacher", seed, run_key(params, "teacher", seed, sections=TEACHER_SECTIONS), fit)
-    model, config = load_checkpoint(directory)
-    return record, model, config
+    @property
+    def digest(self) -> str:
+        return digest(self.record)
+
+    def ensure_weights(self) -> None:
+        """Refit (and re-record) a teacher whose record is in the ledger but whose weights are not here."""
+        if not (self.directory / "model.safetensors").is_file():
+            record_path(STUDY_DIR, "teacher", self.params.seed).unlink(missing_ok=True)
+            self.record = cached(STUDY_DIR, "teacher", self.params.seed, self.key, self._fit)
+
+    def load(self) -> tuple:
+        """(frozen model, config)."""
+        if self._loaded is None:
+            self.ensure_weights()
+            model, config = load_checkpoint(self.directory)
+            self._loaded = (freeze(model), config)
+        return self._loaded
+
+    @property
+    def model(self):
+        return self.load()[0]
+
+    @property
+    def config(self) -> dict:
+        return self.load()[1]
 
 
 def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg) -> Path:
@@ -138,6 +169,8 @@ def assistant_run(params: Params, items: dict, vocab, targets: Path | None, teac
     inputs = tuple(dict.fromkeys(keep + (tuple(teacher_cfg["modalities"]) if online(params) else ())))
     train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], inputs)]
     if not online(params):
+        if targets is None:
+            raise ValueError("the assistant of a stored-targets run needs the teacher targets' folder")
         load_targets(train_items, targets, keep)
     data = {"train": train_items, "dev": only(items["dev"], keep)}
     model, config, result = train_assistant(params, data, vocab, teacher_cfg, kd, None, f"assistant {params.seed}",
@@ -147,9 +180,16 @@ def assistant_run(params: Params, items: dict, vocab, targets: Path | None, teac
     return model, config, result
 
 
-def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path | None, teacher_cfg, kd: KDSettings,
-                assistant=None, teacher=None, name: str | None = None, study_dir: Path = STUDY_DIR) -> dict:
-    """One student of this seed (cached in `study_dir` as `name`, by default <modality>-<recipe>)."""
+def student_key(params: Params, recipe: str, name: str, kd: KDSettings, teacher: SeedTeacher) -> str:
+    if recipe == "no_kd":
+        return run_key(params, name, params.seed, sections=STUDENT_SECTIONS)
+    return run_key(params, name, params.seed, {**kd.for_recipe(recipe).record(), "teacher": teacher.digest}, sections=KD_SECTIONS)
+
+
+def student_run(params: Params, recipe: str, items: dict, vocab, teacher: SeedTeacher, kd: KDSettings,
+                assistant=None, targets=None, name: str | None = None, study_dir: Path = STUDY_DIR) -> dict:
+    """One student of this seed (recorded for `study_dir` as `name`, by default <modality>-<recipe>);
+    `targets`: a function giving the stored teacher targets (None: the teacher runs online)."""
     modality, seed = params.student.modality, params.seed
     name = name or f"{modality}-{recipe}"
 
@@ -164,19 +204,21 @@ def student_run(params: Params, recipe: str, items: dict, vocab, targets: Path |
             keep = distillation_inputs(pr)
             train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], keep)]
             if not online(pr):
-                load_targets(train_items, targets, keep)
+                load_targets(train_items, targets(), keep)
             data = {"train": train_items, "dev": only(items["dev"], keep), "test": only(items["test"], (modality,))}
-            out = distill_student(pr, data, vocab, teacher_cfg, kd.for_recipe(recipe), on_epoch=None, desc=name,
-                                  assistant=assistant() if recipe == "chain" else None, teacher=teacher)
+            out = distill_student(pr, data, vocab, teacher.config, kd.for_recipe(recipe), on_epoch=None, desc=name,
+                                  assistant=assistant() if recipe == "chain" else None, teacher=teacher.model)
             model, config, result = out.student, out.config, out.result
         save_checkpoint(model, config, study_dir / f"{name}-seed{seed}")
         return _evaluate(model, params, {"test": only(items["test"], (modality,))}, vocab, result)
 
-    if recipe == "no_kd":
-        key = run_key(params, name, seed, sections=STUDENT_SECTIONS)
-    else:
-        key = run_key(params, name, seed, kd.for_recipe(recipe).record(), sections=KD_SECTIONS)
-    return cached(study_dir, name, seed, key, fit)
+    return cached(study_dir, name, seed, student_key(params, recipe, name, kd, teacher), fit)
+
+
+def _student_params(params: Params, student: str, video_epochs: int | None) -> Params:
+    if student == "video" and video_epochs:
+        return with_updates(params, student={"modality": student, "epochs": video_epochs}, kd={"epochs": video_epochs})
+    return with_updates(params, student={"modality": student})
 
 
 def gap_recovered(block: dict) -> dict:
@@ -186,32 +228,36 @@ def gap_recovered(block: dict) -> dict:
 
 
 def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS, video_epochs: int | None = None,
-        video_recipes: tuple[str, ...] = RECIPES) -> dict:
+        video_recipes: tuple[str, ...] = RECIPES, write_report: bool = True) -> dict:
     """`video_epochs`, `video_recipes`: train the video student (with and without KD alike) for
     this many epochs instead of params' student/kd epochs, and with these recipes only -- it is
-    ~3x slower per epoch than the keypoint one."""
+    ~3x slower per epoch than the keypoint one. `write_report=False`: train and record only (several
+    processes or machines can share out the seeds; a last run over all of them writes the report)."""
     vocab = study_vocabulary(params)
     items = load_all(params, vocab)
     if tuned_keys(params):
         raise InputError(f"the KD ablation distils with numbers, but params marks kd.{tuned_keys(params)[0]} `tuned`; "
                          f"to run it with the tune study's values, copy them from {TUNED} into params/study.yaml")
     kd = resolve(params)  # one set of settings for every recipe, the chain's assistant included
-    teachers, runs = {}, {s: {} for s in students}
+    teachers: dict[int, dict] = {}
+    runs: dict[str, dict[str, list[dict]]] = {s: {} for s in students}
     for seed in seeds:
         ps = params.model_copy(update={"seed": seed})
-        record, model, config = teacher_run(ps, items, vocab)
-        teachers[seed] = record
-        teacher = freeze(model)
-        targets = None if online(ps) else targets_run(ps, items, vocab, teacher, config)
-        assistant = lambda ps=ps, targets=targets, config=config, teacher=teacher: assistant_run(  # noqa: E731
-            ps, items, vocab, targets, config, kd, teacher)
-        for student in students:
-            pst = with_updates(ps, student={"modality": student})
-            if student == "video" and video_epochs:
-                pst = with_updates(pst, student={"modality": student, "epochs": video_epochs}, kd={"epochs": video_epochs})
-            for recipe in ("no_kd", *(video_recipes if student == "video" else RECIPES)):
-                runs[student].setdefault(recipe, []).append(
-                    student_run(pst, recipe, items, vocab, targets, config, kd, assistant, teacher))
+        teacher = SeedTeacher(ps, items, vocab)
+        plan = [(pst, recipe) for pst in (_student_params(ps, student, video_epochs) for student in students)
+                for recipe in ("no_kd", *(video_recipes if pst.student.modality == "video" else RECIPES))]
+        if any(stored(STUDY_DIR, f"{p.student.modality}-{r}", seed, student_key(p, r, f"{p.student.modality}-{r}", kd, teacher)) is None
+               for p, r in plan if r != "no_kd"):
+            teacher.ensure_weights()  # before any key is used: a refitted teacher may differ from its record
+        teachers[seed] = teacher.record
+        targets = lambda ps=ps, t=teacher: targets_run(ps, items, vocab, t.model, t.config)  # noqa: E731
+        assistant = lambda ps=ps, t=teacher, targets=targets: assistant_run(  # noqa: E731
+            ps, items, vocab, None if online(ps) else targets(), t.config, kd, t.model)
+        for pst, recipe in plan:
+            runs[pst.student.modality].setdefault(recipe, []).append(
+                student_run(pst, recipe, items, vocab, teacher, kd, assistant, targets))
+    if not write_report:  # --runs-only: the records are in the ledger; the report needs every seed
+        return {}
     teacher_summary = summarize(list(teachers.values()))
     report: dict = {}
     for student, by_recipe in runs.items():
@@ -234,7 +280,8 @@ def run(params: Params, seeds: list[int], students: tuple[str, ...] = STUDENTS, 
 def _write_readme(report: dict, students: tuple[str, ...], seeds: list[int]) -> None:
     s = report["settings"]
     lines = ["# Distillation ablation", "",
-             f"Seeds {seeds}; teacher fusion `{s['fusion']}`; teacher targets `{s['teacher_targets']}`; KD alpha {s['alpha']:.3f}, temperature {s['temperature']:.3f}, "
+             f"Seeds {seeds}; teacher fusion `{s['fusion']}`; teacher targets `{s['teacher_targets']}`; "
+             f"KD alpha {s['alpha']:.3f}, temperature {s['temperature']:.3f}, "
              f"level weights {', '.join(f'{k} {v:.3f}' for k, v in s['level_weights'].items())}; {s['epochs']} epochs with and without KD (video student: "
              f"{s['video_epochs']}, recipes {', '.join(s['video_recipes'])}, for time). Gap recovered = (no_kd - recipe) / (no_kd - teacher) on mean test "
              "WER. Written by `python -m signkd.studies.kd_ablation`; do not edit.", ""]
@@ -256,12 +303,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--video-epochs", type=int, help="epochs of the video student, with and without KD (default: params')")
     parser.add_argument("--video-recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--runs-only", action="store_true",
+                        help="train and record these seeds' runs in the ledger, write no report (to share seeds out)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     params = study_params(args.params)
-    report = run(params, args.seeds, tuple(args.students), args.video_epochs, tuple(args.video_recipes))
+    report = run(params, args.seeds, tuple(args.students), args.video_epochs, tuple(args.video_recipes), not args.runs_only)
+    if args.runs_only:
+        return
     from signkd.studies.alignment import alignment_figure
 
     alignment_figure(params, args.seeds[0], REPORT_DIR / "alignment.png")

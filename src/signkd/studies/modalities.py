@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable, cast
 
 from signkd.experiment import (
     decoding,
@@ -33,7 +34,7 @@ from signkd.experiment import (
 )
 from signkd.io import write_json, write_text
 from signkd.models.recognizer import FUSIONS
-from signkd.params import Params
+from signkd.params import Params, TrainParams
 from signkd.studies.common import (
     STUDENT_SECTIONS,
     TEACHER_SECTIONS,
@@ -75,6 +76,7 @@ def variants(params: Params) -> dict[str, tuple[Params, str]]:
 
 
 def train_one(params: Params, role: str, items: dict, vocab) -> dict:
+    section: TrainParams  # the teacher's or the student's
     if role == "teacher":
         config, section, inputs = teacher_config(params, keypoint_dim(params), vocab), params.teacher, tuple(params.teacher.modalities)
     else:
@@ -105,7 +107,7 @@ def claims(summary: dict[str, dict]) -> dict:
             "student_at_least_1_5x_teacher": bool(t and student / t >= 1.5)}
 
 
-def run(params: Params, seeds: list[int], models: list[str] | None = None) -> dict:
+def run(params: Params, seeds: list[int], models: list[str] | None = None, write_report: bool = True) -> dict:
     vocab = study_vocabulary(params)
     items = load_all(params, vocab)
     chosen = variants(params)
@@ -115,9 +117,12 @@ def run(params: Params, seeds: list[int], models: list[str] | None = None) -> di
             continue
         for seed in seeds:
             ps = p.model_copy(update={"seed": seed})
-            runs.setdefault(name, []).append(
-                cached(STUDY_DIR, name, seed, run_key(ps, name, seed, sections=TEACHER_SECTIONS if role == "teacher" else STUDENT_SECTIONS), lambda ps=ps, role=role: train_one(ps, role, items, vocab))
-            )
+            key = run_key(ps, name, seed, sections=TEACHER_SECTIONS if role == "teacher" else STUDENT_SECTIONS)
+            # cast: mypy cannot infer a lambda with default arguments against Callable[[], dict]
+            run_one = cast(Callable[[], dict], lambda ps=ps, role=role: train_one(ps, role, items, vocab))
+            runs.setdefault(name, []).append(cached(STUDY_DIR, name, seed, key, run_one))
+    if not write_report:  # --runs-only: the records are in the ledger; the report needs every seed
+        return {}
     summary = {name: summarize(rs) for name, rs in runs.items()}
     report = {**summary, "claims": claims(summary)} if {"student_keypoints", *SINGLE} <= set(summary) else dict(summary)
     fused = f"fusion_{params.teacher.fusion}"  # the pipeline's teacher, chosen before this study looked at test
@@ -155,11 +160,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--models", nargs="*", help="a subset of the models (default: all)")
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--runs-only", action="store_true",
+                        help="train and record these seeds' runs in the ledger, write no report (to share seeds out)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)  # small models beside other work: one thread is fastest here
-    report = run(study_params(args.params), args.seeds, args.models)
+    report = run(study_params(args.params), args.seeds, args.models, not args.runs_only)
+    if args.runs_only:
+        return
     print({k: v.get("test_wer_mean", v) for k, v in report.items()})
 
 

@@ -26,7 +26,6 @@ import optuna
 from signkd.distillation import distillation_inputs
 from signkd.io import atomic_path, write_json, write_text
 from signkd.kd.settings import tuned_keys, with_values
-from signkd.models.checkpoint import freeze
 from signkd.params import TUNED, Params
 from signkd.studies import kd_ablation
 from signkd.studies.common import load_all, only, paired, paired_lines, study_vocabulary, summarize, with_updates
@@ -55,7 +54,7 @@ def search_params(params: Params, trials: int) -> Params:
 
 def search(params: Params, items: dict, vocab, trials: int) -> optuna.Study:
     sp = search_params(params, trials)
-    _, teacher, teacher_cfg = kd_ablation.teacher_run(sp, items, vocab)
+    teacher = kd_ablation.SeedTeacher(sp, items, vocab)
     keep = distillation_inputs(sp)
     data = {"train": only(items["train"], keep), "dev": only(items["dev"], keep)}
     STUDY_DIR.mkdir(parents=True, exist_ok=True)
@@ -64,7 +63,7 @@ def search(params: Params, items: dict, vocab, trials: int) -> optuna.Study:
                        n_startup_trials=sp.tune.n_startup_trials)
     finished = [t for t in study.trials if t.state.is_finished()]
     if len(finished) < trials:  # resume: only the trials still missing
-        study.optimize(objective(sp, data, vocab, teacher_cfg, freeze(teacher)), n_trials=trials - len(finished))
+        study.optimize(objective(sp, data, vocab, teacher.config, teacher.model), n_trials=trials - len(finished))
     return study
 
 
@@ -104,9 +103,10 @@ def figures(study: optuna.Study, importance: dict[str, float]) -> None:
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     for name, plot in (("history.png", plot_optimization_history), ("intermediate.png", plot_intermediate_values)):
         ax = plot(study)
+        # ax.figure is typed Figure | SubFigure; optuna draws on a top-level Figure
         with atomic_path(REPORT_DIR / name) as tmp:
-            ax.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        plt.close(ax.figure)
+            ax.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")  # type: ignore[union-attr]
+        plt.close(ax.figure)  # type: ignore[arg-type]
     fig, ax = plt.subplots(figsize=(5.5, 2.8))
     ax.barh(list(importance)[::-1], list(importance.values())[::-1], color="#6a8caf")
     ax.set_xlabel("PED-ANOVA importance (dev WER after the first rung)")
@@ -124,13 +124,12 @@ def compare(params: Params, items: dict, vocab, seeds: list[int], tuned: dict[st
     runs: dict[str, list[dict]] = {"defaults": [], "tuned": []}
     for seed in seeds:
         ps = with_updates(params, seed=seed, student={"modality": "keypoints"}, kd={"recipe": "hkd"})
-        _, teacher, teacher_cfg = kd_ablation.teacher_run(ps, items, vocab)
-        teacher = freeze(teacher)
+        teacher = kd_ablation.SeedTeacher(ps, items, vocab)
         settings = {"defaults": with_values(ps, {}), "tuned": with_values(all_tuned(ps), tuned, source=str(TUNED_FILE))}
         for arm, kd in settings.items():
             # defaults: the KD ablation's own HKD run (its cache); tuned: this study's run
             where = kd_ablation.STUDY_DIR if arm == "defaults" else STUDY_DIR
-            runs[arm].append(kd_ablation.student_run(ps, "hkd", items, vocab, None, teacher_cfg, kd, teacher=teacher,
+            runs[arm].append(kd_ablation.student_run(ps, "hkd", items, vocab, teacher, kd,
                                                      name=f"keypoints-hkd-{arm}" if arm == "tuned" else None, study_dir=where))
     return {**{arm: summarize(rs) for arm, rs in runs.items()}, "paired": {"tuned_vs_defaults": paired(runs["tuned"], runs["defaults"])}}
 

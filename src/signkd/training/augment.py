@@ -88,7 +88,7 @@ def _resample(tensors: dict[str, torch.Tensor], item: Item, factor: float) -> di
 
 
 def _affine(h: int, w: int, scale: float, angle: float, shift: np.ndarray) -> np.ndarray:
-    matrix = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, scale)
+    matrix: np.ndarray = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, scale)
     matrix[:, 2] += shift * np.array([w, h])
     return matrix
 

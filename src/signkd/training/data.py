@@ -8,7 +8,6 @@ size the video stream expects (and cached per video when `frame_cache` is set).
 
 from __future__ import annotations
 
-from signkd.errors import InputError
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,11 +19,18 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from signkd.data.manifest import Sample
+from signkd.errors import InputError
 from signkd.features.frames import iter_frames
 from signkd.features.keypoints import thinned
 from signkd.io import atomic_path, load_npz
 from signkd.model_input import (  # noqa: F401 (re-exported)
-    ALL_PARTS, DOWNSAMPLE, INPUTS, VIDEO_SCALE, keypoint_features, num_frames, pad_inputs,
+    ALL_PARTS,
+    DOWNSAMPLE,
+    INPUTS,
+    VIDEO_SCALE,
+    keypoint_features,
+    num_frames,
+    pad_inputs,
 )
 from signkd.training.frame_cache import cached_video
 

@@ -18,6 +18,7 @@ import atexit
 import datetime
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -94,7 +95,7 @@ def gather_in_order(shard: list, ctx: Context, total: int) -> list:
     dist.all_gather_object(parts, shard)
     out: list = [None] * total
     for rank, part in enumerate(parts):
-        out[rank::ctx.world_size] = part
+        out[rank::ctx.world_size] = cast(list, part)  # all_gather_object filled every slot
     return out
 
 

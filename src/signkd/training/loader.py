@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence, cast
 
 import numpy as np
 import torch
@@ -88,7 +88,9 @@ class BatchPlan:
     def __iter__(self) -> Iterator[list[tuple[int, AugmentDraw | None]]]:
         for chunk in self._chunks(self._order()):
             # drawn lazily, batch by batch, in batch order: the random stream is fixed by the plan
-            yield [(i, draw_augment(self.augment, self.rng, self.temporal) if self.augment else None) for i in chunk]
+            # (with augment set, __init__ made sure of rng)
+            yield [(i, draw_augment(self.augment, cast(np.random.Generator, self.rng), self.temporal) if self.augment else None)
+                   for i in chunk]
 
     def __len__(self) -> int:
         n = len(self.sampler) if self.sampler is not None else len(self.items)  # type: ignore[arg-type]

@@ -24,8 +24,7 @@ from signkd.inference import DecodeConfig, TorchBackend, score, transcribe
 from signkd.models.recognizer import RecognizerOutput
 from signkd.scoring import WerResult, official_wer
 from signkd.seeding import set_seed
-from signkd.training import distributed
-from signkd.training import resume
+from signkd.training import distributed, resume
 from signkd.training.augment import AugmentConfig
 from signkd.training.data import Item, Vocabulary, to_device  # noqa: F401 (to_device re-exported)
 from signkd.training.loader import LoaderConfig, batches
@@ -178,7 +177,7 @@ def train(
     )
     step = _WithLoss(model, loss_fn)
     runner: nn.Module = step
-    sampler = None
+    sampler: torch.utils.data.DistributedSampler | None = None
     if ctx.active:
         # DDP starts every rank from rank 0's weights. Every model parameter takes part in the loss;
         # a distillation loss may leave an adapter unused (its level weight is 0), which DDP must know
@@ -186,8 +185,9 @@ def train(
             step, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=isinstance(loss_fn, nn.Module),
         )
+        # the stubs want a Dataset; DistributedSampler only takes its len()
         sampler = torch.utils.data.DistributedSampler(
-            train_items, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed
+            train_items, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed  # type: ignore[arg-type]
         )
         set_seed(cfg.seed + ctx.rank)  # different dropout masks on each rank's shard
     half = amp_dtype(device)

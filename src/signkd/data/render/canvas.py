@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import cast
 
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ def shade(colour, factor: float) -> tuple[int, int, int]:
 
 @functools.lru_cache(maxsize=4096)
 def _shade(colour: tuple, factor: float) -> tuple[int, int, int]:
-    return tuple(min(255, max(0, int(c * factor))) for c in colour)
+    return cast("tuple[int, int, int]", tuple(min(255, max(0, int(c * factor))) for c in colour))
 
 
 class Canvas:

@@ -9,6 +9,7 @@ sign faster than a citation form and let neighbouring signs run into each other 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 
@@ -62,11 +63,11 @@ def luma(bgr) -> float:
 def make_signer(index: int, rng: np.random.Generator) -> Signer:
     """Draw signer `index` (0-based). Every fourth signer is left-handed."""
     skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]
-    skin = tuple(int(np.clip(c + rng.integers(-8, 9), 0, 255)) for c in skin)
-    clothing = tuple(int(c) for c in int(rng.integers(*CLOTHING_LEVEL)) + rng.integers(-5, 13, size=3))
+    skin = cast("tuple[int, int, int]", tuple(int(np.clip(c + rng.integers(-8, 9), 0, 255)) for c in skin))
+    clothing = cast("tuple[int, int, int]", tuple(int(c) for c in int(rng.integers(*CLOTHING_LEVEL)) + rng.integers(-5, 13, size=3)))
     grey = int(rng.integers(*BACKGROUND_GREY))
     tint = rng.integers(-10, 11, size=3)
-    background = tuple(int(np.clip(grey + t, 0, 255)) for t in tint)
+    background = cast("tuple[int, int, int]", tuple(int(np.clip(grey + t, 0, 255)) for t in tint))
     return Signer(
         id=f"Signer{index + 1:02d}",
         skin=skin,
