@@ -1,12 +1,12 @@
 """Stage distill: knowledge distillation from the frozen multi-modal teacher into the
-single-modal student, by the recipe `kd.recipe` (see signkd.distillation)."""
+single-modal student, by the recipe `kd.recipe` (see signkd.kd.recipes)."""
 
 from pathlib import Path
 
 import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
-from signkd.distillation import distill_student, load_distillation_data
 from signkd.experiment import finish_training, vocabulary
+from signkd.kd.recipes import distill_student, load_distillation_data
 from signkd.kd.settings import resolve
 from signkd.models.checkpoint import freeze, load_checkpoint
 from signkd.params import Params

@@ -1,5 +1,5 @@
 """Stage teacher_targets: the teacher's outputs on every training video, which `tune` and
-`distill` learn from. Out-of-fold by default (see signkd.teacher_targets): the metrics show how
+`distill` learn from. Out-of-fold by default (see signkd.kd.targets): the metrics show how
 much softer they are than the final teacher's in-sample outputs. With `kd.teacher_targets:
 online` distillation runs the teacher itself on each batch; the stored in-sample targets then only
 give these statistics and `tune`'s study name its fingerprint."""
@@ -9,11 +9,11 @@ from pathlib import Path
 import _env  # noqa: F401  (first: a clear message outside the virtual environment)
 
 from signkd.experiment import load_splits, vocabulary
+from signkd.kd.loss import attach_teacher_outputs
+from signkd.kd.targets import TARGETS_DIR, out_of_fold_targets, save_targets, target_stats
 from signkd.models.checkpoint import freeze, load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
-from signkd.teacher_targets import TARGETS_DIR, out_of_fold_targets, save_targets, target_stats
-from signkd.training.kd import attach_teacher_outputs
 
 STAGE = "teacher_targets"
 OUT = Path("models/teacher_targets")

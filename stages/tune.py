@@ -1,4 +1,4 @@
-"""Stage tune: an Optuna study over the KD settings params.yaml marks `tuned` (signkd.tuning),
+"""Stage tune: an Optuna study over the KD settings params.yaml marks `tuned` (signkd.kd.tuning),
 each trial a distillation stopped early by successive halving when its dev WER lags.
 
 Trials are nested MLflow runs under this stage's run. The study lives in an Optuna storage
@@ -19,17 +19,17 @@ import _env  # noqa: F401  (first: a clear message outside the virtual environme
 import mlflow
 import optuna
 
-from signkd.distillation import load_distillation_data
 from signkd.experiment import vocabulary
 from signkd.io import write_json
+from signkd.kd.recipes import load_distillation_data
 from signkd.kd.settings import tuned_keys
+from signkd.kd.targets import TARGETS_DIR
+from signkd.kd.tuning import fingerprint, objective, pruner, study_name
 from signkd.models.checkpoint import WEIGHTS, freeze, load_checkpoint
 from signkd.params import Params
 from signkd.stage import run_stage
 from signkd.study import open_study, shown, storage_url
-from signkd.teacher_targets import TARGETS_DIR
 from signkd.tracking import run_tags
-from signkd.tuning import fingerprint, objective, pruner, study_name
 
 STAGE = "tune"
 OUT = Path("models/tune")

@@ -8,11 +8,11 @@ import pytest
 import torch
 import yaml
 
-from signkd.distillation import distill_student
+from signkd.kd.loss import attach_teacher_outputs
+from signkd.kd.recipes import distill_student
 from signkd.kd.settings import resolve
 from signkd.models.recognizer import MultiModalTeacher
 from signkd.params import parse_params
-from signkd.training.kd import attach_teacher_outputs
 from tests.toy_data import toy_items, toy_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,9 +72,9 @@ def _online_params(recipe: str = "hkd"):
 
 
 def test_an_online_teacher_gives_the_loss_of_stored_targets_on_the_same_inputs(teacher_and_items):
+    from signkd.kd.loss import HKDLoss, KDConfig
     from signkd.models.recognizer import Student
     from signkd.training.data import collate
-    from signkd.training.kd import HKDLoss, KDConfig
 
     vocab, teacher, _ = teacher_and_items
     items = toy_items(4, feat_dim=POSE_DIM, seed=3, with_video=True)

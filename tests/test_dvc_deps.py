@@ -1,77 +1,45 @@
-"""dvc.yaml tells the truth: every project file a stage's script imports (directly or through
-other project modules, including imports inside functions) is covered by one of its `deps`, so
-editing that code reruns the stage and no stale output passes as fresh."""
+"""dvc.yaml tells the truth: each stage's code deps are exactly the project files its command
+runs (the script and every `signkd` module it imports, directly or through other project modules,
+including imports inside functions), so editing a file reruns the stages that run it, and only
+those. `python scripts/stage_deps.py` writes them; this test checks the files agree."""
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
+_spec = importlib.util.spec_from_file_location("stage_deps", ROOT / "scripts" / "stage_deps.py")
+stage_deps = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(stage_deps)
+project_files_imported_by = stage_deps.project_files_imported_by
 
 
-def _module_file(name: str) -> Path | None:
-    """The file of a `signkd...` module (package -> its __init__.py); None outside the project."""
-    if not name.startswith("signkd"):
-        return None
-    base = SRC / Path(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+def _stages(pipeline: Path) -> dict[str, dict]:
+    stages = yaml.safe_load(pipeline.read_text())["stages"]
+    return {name: s for name, s in stages.items() if stage_deps.stage_script(str(s.get("cmd", ""))) is not None}
 
 
-def _imports(path: Path) -> set[str]:
-    """Project modules imported anywhere in a file (`from signkd.x import y` may name a module y)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{a.name}" for a in node.names)
-    return {n for n in names if _module_file(n) is not None}
+STAGES = [(pipeline, name) for pipeline in stage_deps.PIPELINES for name in _stages(pipeline)]
 
 
-def project_files_imported_by(script: Path) -> set[Path]:
-    """The transitive closure of project files a script imports, parent packages included."""
-    seen: set[Path] = set()
-    todo = [script]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for name in _imports(path):
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
-                f = _module_file(".".join(parts[:i]))
-                if f is not None and f not in seen:
-                    todo.append(f)
-    return seen
+@pytest.mark.parametrize("pipeline, stage", STAGES, ids=[f"{p.parent.name}:{n}" for p, n in STAGES])
+def test_code_deps_are_exactly_the_files_the_stage_runs(pipeline, stage):
+    spec = _stages(pipeline)[stage]
+    declared = {d if isinstance(d, str) else next(iter(d)) for d in spec.get("deps", [])}
+    declared = {d for d in declared if stage_deps.is_code(d)}
+    wanted = set(stage_deps.code_deps(spec["cmd"]))
+    assert declared == wanted, (f"{pipeline.name} stage {stage}: missing {sorted(wanted - declared)}, not run "
+                                f"{sorted(declared - wanted)}; run `python scripts/stage_deps.py`")
 
 
-def _stages() -> dict[str, dict]:
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    return {name: s for name, s in stages.items() if str(s.get("cmd", "")).startswith("python stages/")}
-
-
-def _covered(path: Path, deps: list[str]) -> bool:
-    rel = path.relative_to(ROOT)
-    return any(rel == Path(d) or Path(d) in rel.parents for d in deps)
-
-
-@pytest.mark.parametrize("stage", sorted(_stages()))
-def test_every_imported_project_file_is_a_dependency(stage):
-    spec = _stages()[stage]
-    script = ROOT / spec["cmd"].split()[1]
-    deps = [d if isinstance(d, str) else next(iter(d)) for d in spec.get("deps", [])]
-    missing = sorted(str(p.relative_to(ROOT)) for p in project_files_imported_by(script) if not _covered(p, deps))
-    assert not missing, f"dvc.yaml stage {stage} imports these files but does not depend on them: {missing}"
+def test_an_edit_to_the_corpus_report_reruns_prepare_only():
+    runs_it = [name for pipeline, name in STAGES
+               if "src/signkd/data/corpus_report.py" in stage_deps.code_deps(_stages(pipeline)[name]["cmd"])]
+    assert runs_it == ["prepare"]
 
 
 def test_the_import_scan_follows_lazy_and_transitive_imports():

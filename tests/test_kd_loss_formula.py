@@ -1,4 +1,4 @@
-"""The distillation loss equals its documented formula (src/signkd/training/kd.py), per recipe.
+"""The distillation loss equals its documented formula (src/signkd/kd/loss.py), per recipe.
 
     loss = (1 - alpha) * CTC + alpha * T^2 * [KL(teacher || student) on the sequence head + on the conv head]
            + sum over levels of w_level * MSE(adapter(student feature), teacher feature), per-step standardised
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from signkd.kd.loss import LEVELS, HKDLoss
 from signkd.kd.settings import KDSettings
 from signkd.models.recognizer import RecognizerOutput
-from signkd.training.kd import LEVELS, HKDLoss
 from signkd.training.trainer import ctc_loss
 
 B, T, T2, H, C, TEACHER_DIM = 2, 6, 3, 5, 4, 3  # the student's frame features are H wide too

@@ -11,13 +11,13 @@ import pytest
 import torch
 import yaml
 
-from signkd import distillation
 from signkd.errors import InputError
+from signkd.kd import recipes as distillation
+from signkd.kd.loss import attach_teacher_outputs
 from signkd.kd.settings import resolve, tuned_keys
+from signkd.kd.tuning import search_space, study_name
 from signkd.models.recognizer import MultiModalTeacher
 from signkd.params import parse_params
-from signkd.training.kd import attach_teacher_outputs
-from signkd.tuning import search_space, study_name
 from tests.toy_data import toy_items, toy_vocab
 
 ROOT = Path(__file__).resolve().parents[1]

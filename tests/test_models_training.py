@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from signkd.inference import DecodeConfig
+from signkd.kd.loss import HKDLoss, KDConfig, attach_teacher_outputs, distill_kl
 from signkd.models.blocks import downsampled_length
 from signkd.models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from signkd.models.recognizer import FUSIONS, KeypointStudent, MultiModalTeacher
 from signkd.training.data import UnknownGlossError, Vocabulary, collate, ctc_min_frames
-from signkd.training.kd import HKDLoss, KDConfig, attach_teacher_outputs, distill_kl
 from signkd.training.trainer import TrainConfig, ctc_loss, evaluate, set_seed, train
 from tests.toy_data import toy_items, toy_vocab
 

@@ -26,10 +26,10 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from signkd.inference import DecodeConfig
+from signkd.kd.loss import HKDLoss, KDConfig, attach_teacher_outputs
 from signkd.models.checkpoint import freeze
 from signkd.models.recognizer import KeypointStudent, MultiModalTeacher
 from signkd.seeding import set_seed
-from signkd.training.kd import HKDLoss, KDConfig, attach_teacher_outputs
 from signkd.training.loader import batches
 from signkd.training.trainer import TrainConfig, ctc_loss, train
 from tests.tiny_workspace import ROOT, custom_workspace

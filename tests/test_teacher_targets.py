@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-import signkd.teacher_targets as tt
+import signkd.kd.targets as tt
 from signkd.params import parse_params
 from tests.toy_data import toy_items, toy_vocab
 

@@ -285,7 +285,7 @@ class TuneParams(_Strict):
     n_startup_trials: int = Field(default=4, ge=1)  # random trials before TPE models the search space
     epochs: int = Field(ge=1)  # the most a trial trains (its learning-rate schedule spans this many)
     # successive halving: every trial trains min_epochs; at min_epochs x reduction_factor^k, only the
-    # best 1/reduction_factor of the trials that reached that epoch go on (signkd.tuning.pruner)
+    # best 1/reduction_factor of the trials that reached that epoch go on (signkd.kd.tuning.pruner)
     min_epochs: int = Field(default=10, ge=1)
     reduction_factor: int = Field(default=3, ge=2, le=10)
     temperature_min: float = Field(gt=0.0)

@@ -1,0 +1,1 @@
+"""Features from video: MediaPipe keypoints, optical flow, frame reading, caches and overlays."""

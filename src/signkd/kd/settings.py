@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from signkd.errors import InputError
+from signkd.kd.loss import LEVELS, KDConfig
 from signkd.params import TUNED, Params
-from signkd.training.kd import LEVELS, KDConfig
 
 TUNED_FILE = Path("models/tune/best_params.json")  # written by the tune stage
 TUNABLE = ("temperature", "alpha", *(f"level_weights.{level}" for level in LEVELS))
@@ -24,7 +24,7 @@ TUNABLE = ("temperature", "alpha", *(f"level_weights.{level}" for level in LEVEL
 
 @dataclass(frozen=True)
 class KDSettings:
-    recipe: str  # logits | hkd | chain (see signkd.distillation)
+    recipe: str  # logits | hkd | chain (see signkd.kd.recipes)
     temperature: float
     alpha: float
     level_weights: dict[str, float]

@@ -2,7 +2,7 @@
 
 For each seed: the teacher of params.yaml, then for both students (`keypoints`, `video`) the
 student without distillation (`no_kd`) and distilled from that seed's teacher by each recipe
-(`logits`, `hkd`, `chain`; see signkd.distillation). Writes
+(`logits`, `hkd`, `chain`; see signkd.kd.recipes). Writes
 
   reports/kd_ablation/metrics.json   {"<student>": {"<recipe>": {"test_wer_mean", "test_wer_std",
                                       "test_wer_ci_low", "test_wer_ci_high",          (seeds + utterances)
@@ -25,13 +25,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from signkd.distillation import (
-    RECIPES,
-    distill_student,
-    distillation_inputs,
-    online,
-    train_assistant,
-)
 from signkd.errors import InputError
 from signkd.experiment import (
     decoding,
@@ -43,7 +36,21 @@ from signkd.experiment import (
     train_config,
 )
 from signkd.io import write_json, write_text
+from signkd.kd.loss import attach_teacher_outputs
+from signkd.kd.recipes import (
+    RECIPES,
+    distill_student,
+    distillation_inputs,
+    online,
+    train_assistant,
+)
 from signkd.kd.settings import KDSettings, resolve, tuned_keys
+from signkd.kd.targets import (
+    TARGETS_DIR,
+    load_targets,
+    out_of_fold_targets,
+    save_targets,
+)
 from signkd.models.checkpoint import freeze, load_checkpoint, save_checkpoint
 from signkd.params import Params
 from signkd.studies.common import (
@@ -67,13 +74,6 @@ from signkd.studies.common import (
     with_updates,
 )
 from signkd.studies.corpus import study_params
-from signkd.teacher_targets import (
-    TARGETS_DIR,
-    load_targets,
-    out_of_fold_targets,
-    save_targets,
-)
-from signkd.training.kd import attach_teacher_outputs
 from signkd.training.trainer import TrainResult, evaluate, train
 
 STUDY_DIR = Path("models/studies/kd_ablation")

@@ -1,6 +1,6 @@
 """Does a KD search beat params.yaml's numbers? A real search, then both settings over the seeds.
 
-1. The search: the tune stage's objective (signkd.tuning) with all five KD settings searched,
+1. The search: the tune stage's objective (signkd.kd.tuning) with all five KD settings searched,
    `--trials` trials (24), successive halving from `tune.min_epochs` (10) up to `kd.epochs` (120,
    where distillation peaks), distilling the keypoint student from seed 1's study teacher (the KD
    ablation's, same cache) on the study corpus's train and dev. The Optuna study is stored in
@@ -23,15 +23,15 @@ from pathlib import Path
 
 import optuna
 
-from signkd.distillation import distillation_inputs
 from signkd.io import atomic_path, write_json, write_text
+from signkd.kd.recipes import distillation_inputs
 from signkd.kd.settings import tuned_keys, with_values
+from signkd.kd.tuning import objective, pruner, study_name
 from signkd.params import TUNED, Params
 from signkd.studies import kd_ablation
 from signkd.studies.common import load_all, only, paired, paired_lines, study_vocabulary, summarize, with_updates
 from signkd.studies.corpus import study_params
 from signkd.study import open_study
-from signkd.tuning import objective, pruner, study_name
 
 STUDY_DIR = Path("models/studies/tune")
 TUNED_FILE = kd_ablation.TUNED  # studies/kd_tuned.json

@@ -1,0 +1,1 @@
+"""Training: data loading, augmentation, the trainer loop, resumption and distributed runs."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import optuna
 
-from signkd.distillation import distill_student
+from signkd.kd.recipes import distill_student
 from signkd.kd.settings import KDSettings, tuned_keys, with_values
 from signkd.params import Params
 

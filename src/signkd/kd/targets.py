@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from signkd.experiment import train_config
+from signkd.kd.loss import TEACHER_KEYS, attach_teacher_outputs
 from signkd.models.checkpoint import build_model, freeze
 from signkd.params import Params
 from signkd.seeding import set_seed
 from signkd.training.data import Item, Vocabulary, targets_path, write_targets
-from signkd.training.kd import TEACHER_KEYS, attach_teacher_outputs
 from signkd.training.resume import resume_path
 from signkd.training.trainer import train
 

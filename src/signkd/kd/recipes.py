@@ -8,8 +8,8 @@
   HKD, then the student is distilled from the assistant, which is closer to it in what it sees.
 
 The teacher's outputs are precomputed once per training video by the `teacher_targets` stage
-(see signkd.teacher_targets), or with `kd.teacher_targets: online` computed by the frozen teacher
-on every augmented training batch (see signkd.training.kd.HKDLoss).
+(see signkd.kd.targets), or with `kd.teacher_targets: online` computed by the frozen teacher
+on every augmented training batch (see signkd.kd.loss.HKDLoss).
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from signkd.experiment import (
     teacher_config,
     train_config,
 )
+from signkd.kd.loss import HKDLoss, attach_teacher_outputs
 from signkd.kd.settings import KDSettings
+from signkd.kd.targets import load_targets
 from signkd.models.checkpoint import freeze
 from signkd.params import Params
-from signkd.teacher_targets import load_targets
 from signkd.training.data import Item, Vocabulary
-from signkd.training.kd import HKDLoss, attach_teacher_outputs
 from signkd.training.resume import resume_dir, resume_path
 from signkd.training.trainer import TrainResult, train
 
