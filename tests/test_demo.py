@@ -27,13 +27,15 @@ from tests.test_cli import _confident_student
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_MODEL = ROOT / "models" / "quantize" / "student_int8.onnx"
+PIPELINE_CORRECTOR = ROOT / "models" / "correct"
 REPORT = ROOT / "reports" / "demo"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def _write(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, frames[0].shape[1::-1])
+    fourcc = "VP80" if path.suffix == ".webm" else "mp4v"  # .webm: what the browser can show as well
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, frames[0].shape[1::-1])
     for f in frames:
         writer.write(f)
     writer.release()
@@ -129,7 +131,7 @@ def _browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,2000",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1450",
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):  # no host but this one resolves
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
@@ -170,15 +172,16 @@ def _recognise(driver, video: Path, timeout: float = 120.0) -> str:
 def test_the_demo_page_in_a_real_browser(tmp_path, capsys, clips):
     from selenium.webdriver.common.by import By
 
-    real = PIPELINE_MODEL.is_file() and (ROOT / "data" / "raw" / "test").is_dir()
+    real = PIPELINE_MODEL.is_file() and (ROOT / "data" / "manifest" / "test.csv").is_file()
     model = PIPELINE_MODEL if real else _confident_student(tmp_path)
-    video = _pipeline_test_video() if real else clips["signed"]
-    assert main(["recognize", str(video), "--model", str(model), "--no-correction", "--json"]) == 0
+    video, source = _pipeline_test_video(tmp_path) if real else (clips["signed"], "a rendered sentence")
+    corrector = ["--corrector", str(PIPELINE_CORRECTOR)] if real and PIPELINE_CORRECTOR.is_dir() else ["--no-correction"]
+    assert main(["recognize", str(video), "--model", str(model), *corrector, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
 
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "signkd.cli", "demo", "--model", str(model), "--no-correction",
+    server = subprocess.Popen([sys.executable, "-m", "signkd.cli", "demo", "--model", str(model), *corrector,
                                "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     driver = None
     try:
@@ -188,6 +191,9 @@ def test_the_demo_page_in_a_real_browser(tmp_path, capsys, clips):
         status = _recognise(driver, video)
         shown = driver.find_element(By.CSS_SELECTOR, "#glosses textarea").get_attribute("value")
         assert shown == printed["glosses"], status
+        if printed["correction"] != "off":
+            assert ("Correction not applied" in driver.find_element(By.CSS_SELECTOR, "#correction").text) == \
+                   (printed["correction"] == "not applied")
         blocks = driver.find_elements(By.CSS_SELECTOR, "#timeline .gloss")
         assert [b.get_attribute("data-gloss") for b in blocks] == printed["glosses"].split()
         assert [round(float(b.get_attribute("data-confidence")), 3) for b in blocks] == \
@@ -200,7 +206,7 @@ def test_the_demo_page_in_a_real_browser(tmp_path, capsys, clips):
         driver.save_screenshot(str(where / "screenshot.png"))
         if real:
             (where / "screenshot.json").write_text(json.dumps(
-                {"model": str(model.relative_to(ROOT)), "video": str(video.relative_to(ROOT)), "glosses": shown,
+                {"model": str(model.relative_to(ROOT)), "video": source, "glosses": shown,
                  "state": printed["state"], "confidences": printed["confidences"],
                  "made_by": "pytest tests/test_demo.py -k browser (after make repro)"}, indent=2) + "\n")
 
@@ -214,10 +220,15 @@ def test_the_demo_page_in_a_real_browser(tmp_path, capsys, clips):
         server.wait(timeout=30)
 
 
-def _pipeline_test_video() -> Path:
-    """The first default test video, as an .mp4 (the corpus stores frame folders or videos)."""
-    first = sorted((ROOT / "data" / "raw" / "test").iterdir())[0]
-    return first
+def _pipeline_test_video(tmp_path: Path) -> tuple[Path, str]:
+    """The first default test video of four glosses or more, encoded as a video file a person would
+    upload (the corpus stores frame folders), and where it came from."""
+    from signkd.data.manifest import read_manifest
+    from signkd.features.frames import iter_frames
+
+    sample = next(s for s in read_manifest(ROOT / "data" / "manifest", "test") if len(s.glosses) >= 4)
+    frames = list(iter_frames(ROOT / sample.frames_dir))
+    return _write(tmp_path / f"{sample.id}.webm", frames), f"{sample.id} ({' '.join(sample.glosses)}), as a 25 fps .webm"
 
 
 def _wait_for(port: int, server: subprocess.Popen, timeout: float = 90.0) -> None:
