@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
             clips["reversed"] = write_frames(frames[::-1], root / f"rev{i}")
             clips["still"] = write_frames([frames[len(frames) // 2]] * len(frames), root / f"still{i}")
             for kind, clip in clips.items():
-                arrays = keypoints_for_video(clip, max_gap=int(config["preprocessing"]["max_gap"]))
+                arrays = keypoints_for_video(clip, max_gap=config.preprocessing.max_gap)
                 kinds[kind].append((score(arrays, backend, config), is_signing(arrays)))
             print(f"{i + 1}/{args.ood}", end="\r", file=sys.stderr)
     metrics = {"threshold": round(threshold, 4), "percentile": PERCENTILE,

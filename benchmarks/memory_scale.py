@@ -129,7 +129,7 @@ def train_steps(root: Path, count: int, model_kind: str, steps: int, workers: in
         config, modalities = teacher_config(params, keypoint_dim(params), vocab), tuple(params.teacher.modalities)
         section = params.teacher
     else:
-        config = student_config(params, keypoint_dim(params), vocab) | {"modality": "video"}
+        config = student_config(params, keypoint_dim(params), vocab).with_architecture(modality="video")
         modalities, section = ("video",), params.student
     items = load_items(samples, vocab, source, modalities, train=True, desc=f"{model_kind} items")
     model = build_model(config).train()

@@ -46,6 +46,7 @@ import numpy as np
 import yaml
 
 from signkd.io import write_json
+from signkd.models.spec import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "params" / "phoenix2014.yaml"
@@ -240,15 +241,15 @@ def stage_costs(repo: Path) -> dict:
 def consistency(repo: Path) -> dict:
     """What the outputs must agree on; each figure is also checked by tests/test_phoenix_rehearsal.py."""
     vocab = (repo / "data/manifest/vocab.txt").read_text(encoding="utf-8").split()
-    teacher = json.loads((repo / "models/train_teacher/model.json").read_text())
+    teacher = migrate(json.loads((repo / "models/train_teacher/model.json").read_text())).architecture
     student = json.loads((repo / "reports/train_student/metrics.json").read_text())
     test_ids = [line.split("|")[0] for line in (repo / "data/manifest/test.csv").read_text().splitlines()[1:]]
     hyp_ids = [line.split("|")[0] for line in (repo / "reports/distill/test_hyp.txt").read_text().splitlines()[1:]]
     return {
         "vocab_size": len(vocab),
-        "teacher_num_classes": teacher["num_classes"],
-        "teacher_hidden": teacher["hidden"],
-        "teacher_video_backbone": teacher["video_backbone"],
+        "teacher_num_classes": teacher.num_classes,
+        "teacher_hidden": teacher.hidden,
+        "teacher_video_backbone": teacher.video_backbone,
         "student_num_parameters": student["num_parameters"],
         "test_hypotheses_match_manifest": hyp_ids == test_ids,
         "onnx_files": len(list((repo / "models/quantize").glob("*.onnx"))),

@@ -40,6 +40,7 @@ from signkd.data.render import RenderParams, make_signer, render_video
 from signkd.data.synthetic import split_sentences
 from signkd.features.frames import iter_frames
 from signkd.features.keypoints import PARTS, KeypointExtractor, interpolate_gaps, keypoints_for_video
+from signkd.models.spec import ModelSpec
 from signkd.quantize import read_config
 
 FPS = 25
@@ -179,6 +180,13 @@ def step_split(result: dict, prefix: str = "") -> dict:
     return out
 
 
+def _spec(model: str | Path) -> ModelSpec:
+    spec = read_config(model)
+    if spec is None:
+        raise SystemExit(f"{model} carries no SignKD spec: pass a model exported by `dvc repro quantize`")
+    return spec
+
+
 def option_wer(model: str, manifest_dir: Path, videos: int) -> dict:
     """Dev WER of the deployed model on the first `videos` dev videos, per MediaPipe option (not
     retrained for it: an upper bound; the frame-stride study trains for each stride)."""
@@ -189,16 +197,16 @@ def option_wer(model: str, manifest_dir: Path, videos: int) -> dict:
     from signkd.scoring import official_wer
     from signkd.training.data import Item, keypoint_features
 
-    config = read_config(model)
-    prep = config["preprocessing"]
-    backend, decoding = OnnxBackend(model), DecodeConfig(prep["decode_method"], int(prep["beam_width"]))
+    spec = _spec(model)
+    prep = spec.preprocessing
+    backend, decoding = OnnxBackend(model), DecodeConfig(prep.decode_method, prep.beam_width)
     samples = read_manifest(manifest_dir, "dev")[:videos]
     out = {}
     for name, (stride, scale) in OPTIONS.items():
         items = [Item(s.id, s.glosses, [], {"keypoints": torch.from_numpy(keypoint_features(
-            keypoints_with(Path(s.frames_dir), stride, scale, int(prep["max_gap"])), tuple(prep["keypoint_parts"])))})
+            keypoints_with(Path(s.frames_dir), stride, scale, prep.max_gap), prep.keypoint_parts))})
             for s in samples]
-        hyps = transcribe(backend, items, config["vocab"], decoding)
+        hyps = transcribe(backend, items, spec.vocab, decoding)
         out[f"{name}_dev_wer"] = round(official_wer([list(s.glosses) for s in samples], hyps).wer, 2)
     out["wer_videos"] = len(samples)
     return out
@@ -232,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics |= step_split(result, prefix)
             metrics |= {f"{prefix}{k}": v for k, v in option_costs(clip, result["frames"] / result["fps"]).items()}
             for model in args.strided_models:  # the same CLI with a model trained for its stride
-                stride = read_config(model)["preprocessing"].get("frame_stride", 1)
+                stride = _spec(model).preprocessing.frame_stride
                 metrics |= step_split(run_cli(clip, args.core, str(model), corrector), f"{prefix}stride{stride}_trained_")
     if args.wer_videos:
         metrics |= option_wer(args.model, args.manifest_dir, args.wer_videos)

@@ -22,7 +22,7 @@ OUT = Path("models/teacher_targets")
 def main(params: Params) -> dict:
     vocab = vocabulary(params)
     teacher, teacher_cfg = load_checkpoint("models/train_teacher")
-    modalities = tuple(teacher_cfg["modalities"])
+    modalities = teacher_cfg.architecture.inputs
     items = load_splits(params, vocab, modalities, splits=("train", "dev"))
     train_items = items["train"]
     store = OUT / TARGETS_DIR  # written utterance by utterance: a real corpus's targets never sit in memory

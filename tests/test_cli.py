@@ -7,10 +7,11 @@ import torch
 import yaml
 
 from signkd.cli import main
-from signkd.features.keypoints import NUM_JOINTS, PARTS
+from signkd.features.keypoints import NUM_JOINTS
 from signkd.models.recognizer import KeypointStudent
 from signkd.quantize import export_onnx
 from signkd.training.trainer import set_seed
+from tests.toy_data import student_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,10 +29,8 @@ def _deployable(tmp_path: Path) -> Path:
     """An exported (untrained) student with the config the pipeline stores: enough for the paths
     that must stop before any gloss is produced."""
     set_seed(0)
-    parts = list(PARTS)
     student = KeypointStudent(3 * NUM_JOINTS, 16, 4).eval()
-    config = {"vocab": ["REGEN", "SONNE", "WIND"], "preprocessing": {
-        "keypoint_parts": parts, "max_gap": 4, "decode_method": "greedy", "beam_width": 1}}
+    config = student_spec(["REGEN", "SONNE", "WIND"], 3 * NUM_JOINTS, 16)
     return export_onnx(student, torch.zeros(1, 8, 3 * NUM_JOINTS), tmp_path / "student.onnx", config)
 
 
@@ -126,8 +125,7 @@ def _confident_student(tmp_path: Path, gloss: str | None = "SONNE") -> Path:
         student.branch.heads.seq_head.weight.zero_()
         student.branch.heads.seq_head.bias.zero_()
         student.branch.heads.seq_head.bias[0 if gloss is None else VOCAB.index(gloss) + 1] = 3.0
-    config = {"vocab": VOCAB, "preprocessing": {
-        "keypoint_parts": list(PARTS), "max_gap": 4, "decode_method": "greedy", "beam_width": 1}}
+    config = student_spec(VOCAB, 3 * NUM_JOINTS, 16)
     return export_onnx(student, torch.zeros(1, 8, 3 * NUM_JOINTS), tmp_path / "confident.onnx", config)
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from signkd.experiment import teacher_config
 from signkd.kd.loss import attach_teacher_outputs
 from signkd.kd.recipes import distill_student
 from signkd.kd.settings import resolve
@@ -31,7 +32,7 @@ def teacher_and_items():
     vocab = toy_vocab()
     torch.manual_seed(0)
     teacher = MultiModalTeacher(POSE_DIM, 32, vocab.num_classes, cnn_width=4).eval()
-    return vocab, teacher, {"hidden": 32, "modalities": ["video", "keypoints", "flow"]}
+    return vocab, teacher, teacher_config(_params("hkd"), POSE_DIM, vocab)
 
 
 def _items(teacher, keep):
@@ -58,7 +59,7 @@ def test_chain_distils_through_an_assistant_and_leaves_the_teacher_targets(teach
     out = distill_student(_params("chain"), items, vocab, teacher_cfg, resolve(_params("chain")), on_epoch=None)
     assert out.assistant_dev_wer is not None
     assert torch.equal(items["train"][0].tensors["t_seq_logits"], before), "a second call must see the teacher again"
-    assert out.config["modality"] == "keypoints"
+    assert out.config.architecture.kind == "student" and out.config.architecture.inputs == ("keypoints",)
     # same seed, same student: only the targets differ, so the weights must too
     direct = distill_student(_params("hkd"), _items(teacher, ("keypoints", "video")), vocab, teacher_cfg, resolve(_params("hkd")),
                              on_epoch=None)

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from signkd.errors import InputError
+from signkd.experiment import teacher_config
 from signkd.kd import recipes as distillation
 from signkd.kd.loss import attach_teacher_outputs
 from signkd.kd.settings import resolve, tuned_keys
@@ -104,8 +105,7 @@ def test_the_chain_assistant_distils_with_the_runs_settings_not_params(monkeypat
         return real(student_hidden, teacher_hidden, config, teacher)
 
     monkeypatch.setattr(distillation, "HKDLoss", recording)
-    distillation.distill_student(params, items, vocab, {"hidden": 32, "modalities": ["video", "keypoints", "flow"]}, kd,
-                                 on_epoch=None)
+    distillation.distill_student(params, items, vocab, teacher_config(params, POSE_DIM, vocab), kd, on_epoch=None)
     assert len(seen) == 2, "assistant, then student"
     for config in seen:
         assert (config.alpha, config.temperature) == (0.33, 3.3)

@@ -10,7 +10,7 @@ from signkd.models.checkpoint import build_model, load_checkpoint, save_checkpoi
 from signkd.models.recognizer import FUSIONS, KeypointStudent, MultiModalTeacher
 from signkd.training.data import UnknownGlossError, Vocabulary, collate, ctc_min_frames
 from signkd.training.trainer import TrainConfig, ctc_loss, evaluate, set_seed, train
-from tests.toy_data import toy_items, toy_vocab
+from tests.toy_data import GLOSSES, student_spec, toy_items, toy_vocab
 
 
 def test_student_shapes_follow_the_x4_downsampling():
@@ -95,7 +95,7 @@ def test_training_learns_the_toy_task_and_is_reproducible():
 
 
 def test_checkpoint_round_trip_is_safetensors(tmp_path):
-    config = {"kind": "student", "keypoint_dim": 12, "hidden": 16, "num_classes": 6, "dropout": 0.0, "vocab": []}
+    config = student_spec(GLOSSES, 12, 16, dropout=0.0)
     model = build_model(config).eval()
     path = save_checkpoint(model, config, tmp_path / "ckpt")
     assert path.suffix == ".safetensors"

@@ -25,7 +25,7 @@ from signkd.profiles import apply, check, hydra_value, overrides
 from signkd.seeding import set_seed
 from signkd.training import trainer
 from signkd.training.data import Item, Vocabulary, collate
-from tests.toy_data import toy_items, toy_vocab
+from tests.toy_data import GLOSSES, student_spec, toy_items, toy_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "params" / "phoenix2014.yaml"
@@ -146,9 +146,9 @@ def test_every_model_trains_on_a_phoenix_shaped_batch(params, name):
     vocab = _phoenix_vocab()
     kind, variant = name.split("-")
     if kind == "teacher":
-        config = teacher_config(params, keypoint_dim(params), vocab) | {"fusion": variant}
+        config = teacher_config(params, keypoint_dim(params), vocab).with_architecture(fusion=variant)
     else:
-        config = student_config(params, keypoint_dim(params), vocab) | {"modality": variant}
+        config = student_config(params, keypoint_dim(params), vocab).with_architecture(modality=variant)
     set_seed(0)
     model = build_model(config).train()
     batch = _phoenix_batch(params)
@@ -197,8 +197,8 @@ def test_local_torchvision_weights_initialise_the_video_stream(tmp_path, fmt):
         save_file({k: v.contiguous() for k, v in source.items()}, str(path))
     else:
         torch.save({"state_dict": source} if fmt == "wrapped" else source, path)
-    config = {"kind": "student", "modality": "video", "keypoint_dim": 0, "hidden": 16, "num_classes": 6,
-              "dropout": 0.0, "video_backbone": "resnet18", "video_backbone_weights": str(path)}
+    config = student_spec(GLOSSES, 0, 16, dropout=0.0, modality="video", video_backbone="resnet18",
+                          video_backbone_weights=str(path))
     model = build_model(config)
     loaded = model.encoder.backbone.state_dict()
     assert "fc.weight" not in loaded

@@ -8,7 +8,7 @@ from signkd.models.recognizer import KeypointStudent
 from signkd.quantize import export_onnx, latency_ms_per_100_frames, quantize_int8, read_config
 from signkd.training.data import collate
 from signkd.training.trainer import set_seed
-from tests.toy_data import GLOSSES, toy_items
+from tests.toy_data import GLOSSES, student_spec, toy_items
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def exported(tmp_path_factory):
     set_seed(0)
     model = KeypointStudent(12, 64, len(GLOSSES) + 1).eval()
     items = toy_items(10, seed=4)
-    config = {"vocab": GLOSSES, "preprocessing": {"max_gap": 3}}
+    config = student_spec(GLOSSES, 12, 64, max_gap=3)
     out = tmp_path_factory.mktemp("onnx")
     fp32 = export_onnx(model, collate(items[:1])["keypoints"], out / "s.onnx", config)
     int8 = quantize_int8(fp32, out / "s_int8.onnx")

@@ -9,19 +9,19 @@ import pytest
 import torch
 
 from signkd.cli import main
-from signkd.features.keypoints import NUM_JOINTS, PARTS
+from signkd.features.keypoints import NUM_JOINTS
 from signkd.models.recognizer import KeypointStudent
 from signkd.quantize import export_onnx, read_config
 from signkd.registry import CHAMPION, DEV_WER_TAG, log_and_register, registered_name
 from signkd.training.trainer import set_seed
+from tests.toy_data import student_spec
 
 NAME = registered_name("synthetic")
 
 
 def _student(tmp_path, tag: str):
     set_seed(0)
-    config = {"vocab": ["REGEN", "SONNE", tag], "preprocessing": {
-        "keypoint_parts": list(PARTS), "max_gap": 4, "decode_method": "greedy", "beam_width": 1}}
+    config = student_spec(["REGEN", "SONNE", tag], 3 * NUM_JOINTS, 16)
     model = KeypointStudent(3 * NUM_JOINTS, 16, 4).eval()
     return export_onnx(model, torch.zeros(1, 8, 3 * NUM_JOINTS), tmp_path / f"{tag}.onnx", config)
 
@@ -71,7 +71,7 @@ def test_recognize_loads_the_champion_from_any_directory(tmp_path, store, monkey
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     _, config = load_deployable(f"models:/{NAME}@{CHAMPION}")
-    assert config["vocab"][-1] == "V1" and config == read_config(_student(tmp_path, "V1"))
+    assert config.vocab[-1] == "V1" and config == read_config(_student(tmp_path, "V1"))
 
     video = elsewhere / "grey.mp4"  # a loaded model gets as far as MediaPipe, which finds nobody
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (160, 120))

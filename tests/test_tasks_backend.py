@@ -278,11 +278,11 @@ def test_the_backend_travels_in_the_checkpoint_and_back(hand_task, tmp_path):
     from signkd.params import parse_params, read_yaml
 
     raw = read_yaml(REPO / "params.yaml")
-    assert preprocessing(parse_params(raw))["keypoint_backend"] == "holistic"
+    assert preprocessing(parse_params(raw)).keypoint_backend == "holistic"
     raw["keypoints"]["backend"] = "tasks"
     raw["keypoints"]["tasks"] = {"hand": {"path": str(hand_task), "url": "", "sha256": ""},
                                  "pose": {"path": "", "url": "", "sha256": ""}, "face": {"path": "", "url": "", "sha256": ""}}
-    prep = json.loads(json.dumps(preprocessing(parse_params(raw))))  # as stored in model.json / the ONNX metadata
+    prep = json.loads(json.dumps(preprocessing(parse_params(raw)).model_dump(mode="json")))  # as model.json / the ONNX metadata store it
     digest = model_files.sha256_bytes(hand_task.read_bytes())
     assert prep["keypoint_backend"] == "tasks" and prep["keypoint_models"] == {
         "hand": {"path": str(hand_task), "url": "", "sha256": digest}}

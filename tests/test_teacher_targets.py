@@ -11,7 +11,7 @@ import yaml
 
 import signkd.kd.targets as tt
 from signkd.params import parse_params
-from tests.toy_data import toy_items, toy_vocab
+from tests.toy_data import student_spec, toy_items, toy_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,8 +41,7 @@ def test_each_fold_is_targeted_by_a_teacher_that_never_saw_it(monkeypatch):
 
     monkeypatch.setattr(tt, "train", spy)
     monkeypatch.setattr(tt, "attach_teacher_outputs", attach_spy)
-    config = {"kind": "student", "modality": "keypoints", "keypoint_dim": 12, "hidden": 16, "num_classes": vocab.num_classes,
-              "dropout": 0.0}
+    config = student_spec(vocab.glosses, 12, 16, dropout=0.0)
     wers = tt.out_of_fold_targets(_params(), vocab, train_items, dev_items, config, folds=3)
     assert len(wers) == len(trained_on) == len(attached) == 3
     for seen, targeted in zip(trained_on, attached):

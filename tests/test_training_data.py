@@ -63,5 +63,5 @@ def test_only_the_student_carries_its_frame_stride_to_recognize():
     params = load_params("params.yaml")
     strided = params.model_copy(update={"student": params.student.model_copy(update={"frame_stride": 2})})
     vocab = Vocabulary(["REGEN"])
-    assert student_config(strided, 10, vocab)["preprocessing"]["frame_stride"] == 2
-    assert teacher_config(strided, 10, vocab)["preprocessing"]["frame_stride"] == 1  # the teacher sees every frame
+    assert student_config(strided, 10, vocab).preprocessing.frame_stride == 2
+    assert teacher_config(strided, 10, vocab).preprocessing.frame_stride == 1  # the teacher sees every frame

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from signkd.features.keypoints import PARTS
+from signkd.models.spec import FORMAT_VERSION, ModelSpec, Preprocessing, StudentArchitecture
 from signkd.training.data import Item, Vocabulary
 
 GLOSSES = ["REGEN", "SONNE", "WIND", "NORD", "SUED"]
@@ -34,3 +36,19 @@ def toy_items(n: int, feat_dim: int = 12, seed: int = 0, with_video: bool = Fals
 
 def toy_vocab() -> Vocabulary:
     return Vocabulary(GLOSSES)
+
+
+def student_spec(glosses: list[str], keypoint_dim: int, hidden: int, *, dropout: float = 0.1, max_gap: int = 4,
+                 **architecture) -> ModelSpec:
+    """The spec of a small keypoint student (every keypoint part, greedy decoding) as the pipeline
+    stores it; `architecture` replaces fields (e.g. a video student)."""
+    return ModelSpec(
+        format_version=FORMAT_VERSION,
+        vocab=tuple(glosses),
+        preprocessing=Preprocessing(
+            keypoint_parts=tuple(PARTS), max_gap=max_gap, frame_stride=1, fps=25.0, frame_height=32, frame_width=26,
+            decode_method="greedy", beam_width=1, keypoint_backend="holistic", keypoint_models={}),
+        architecture=StudentArchitecture(
+            kind="student", modality="keypoints", keypoint_dim=keypoint_dim, hidden=hidden, num_classes=len(glosses) + 1,
+            dropout=dropout, cnn_width=16, video_backbone="small_cnn", video_backbone_weights=""),
+    ).with_architecture(**architecture)

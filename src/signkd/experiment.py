@@ -15,6 +15,7 @@ from signkd.inference import DecodeConfig
 from signkd.io import write_text
 from signkd.models.checkpoint import build_model, model_size_mb, save_checkpoint
 from signkd.models.recognizer import count_parameters
+from signkd.models.spec import FORMAT_VERSION, ModelSpec, Preprocessing, StudentArchitecture, TeacherArchitecture
 from signkd.params import Params, TrainParams
 from signkd.scoring import write_official_files
 from signkd.seeding import set_seed
@@ -60,8 +61,8 @@ def load_splits(params: Params, vocab: Vocabulary, modalities: tuple[str, ...], 
     }
 
 
-def new_model(config: dict, seed: int) -> nn.Module:
-    """Build a model from its config with freshly seeded weights (same seed, same init)."""
+def new_model(config: ModelSpec, seed: int) -> nn.Module:
+    """Build a model from its spec with freshly seeded weights (same seed, same init)."""
     set_seed(seed)
     return build_model(config)
 
@@ -75,27 +76,27 @@ def decoding(params: Params) -> DecodeConfig:
     return DecodeConfig(params.decode.method, params.decode.beam_width)
 
 
-def preprocessing(params: Params, frame_stride: int = 1) -> dict:
+def preprocessing(params: Params, frame_stride: int = 1) -> Preprocessing:
     """How raw video became this model's input: stored in its checkpoint, so that `recognize`
     and `quantize` rebuild exactly the features (and decoding) it was trained and selected with."""
-    return {
-        "keypoint_parts": list(params.model.keypoint_parts),
-        "max_gap": params.keypoints.max_gap,
-        "frame_stride": frame_stride,
-        "fps": params.data.fps,  # the training videos' rate: recognize resamples any input to it
-        "frame_height": params.model.frame_height,
-        "frame_width": params.model.frame_width,
-        "decode_method": params.decode.method,
-        "beam_width": params.decode.beam_width,
+    return Preprocessing(
+        keypoint_parts=tuple(params.model.keypoint_parts),
+        max_gap=params.keypoints.max_gap,
+        frame_stride=frame_stride,
+        fps=params.data.fps,  # the training videos' rate: recognize resamples any input to it
+        frame_height=params.model.frame_height,
+        frame_width=params.model.frame_width,
+        decode_method=params.decode.method,
+        beam_width=params.decode.beam_width,
         **keypoint_backend(params),
-    }
+    )
 
 
 def keypoint_backend(params: Params) -> dict:
     """Which extractor made the keypoints; for tasks also each model file (path, url and sha256),
     so that `recognize` runs that very model and refuses another."""
     if params.keypoints.backend == "holistic":
-        return {"keypoint_backend": "holistic"}
+        return {"keypoint_backend": "holistic", "keypoint_models": {}}
     from signkd.features.model_files import recorded
 
     return {"keypoint_backend": "tasks", "keypoint_models": recorded(params.keypoints.tasks.model_dump())}
@@ -107,38 +108,44 @@ def video_backbone(params: Params) -> dict:
     return {"video_backbone": params.model.video_backbone, "video_backbone_weights": params.model.video_backbone_weights}
 
 
-def teacher_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
-    return {
-        "kind": "teacher",
-        "keypoint_dim": kp_dim,
-        "keypoint_parts": list(params.model.keypoint_parts),
-        "preprocessing": preprocessing(params),
-        "hidden": params.model.hidden,
-        "num_classes": vocab.num_classes,
-        "fusion": params.teacher.fusion,
-        "modalities": list(params.teacher.modalities),
-        "dropout": params.model.dropout,
-        "cnn_width": params.model.cnn_width,
-        "modality_dropout": params.teacher.modality_dropout,
-        **video_backbone(params),
-        "vocab": vocab.glosses,
-    }
+def teacher_config(params: Params, kp_dim: int, vocab: Vocabulary) -> ModelSpec:
+    """The teacher's spec: every model built, saved and exported from params goes through here or `student_config`."""
+    return ModelSpec(
+        format_version=FORMAT_VERSION,
+        vocab=tuple(vocab.glosses),
+        preprocessing=preprocessing(params),
+        architecture=TeacherArchitecture(
+            kind="teacher",
+            keypoint_dim=kp_dim,
+            hidden=params.model.hidden,
+            num_classes=vocab.num_classes,
+            fusion=params.teacher.fusion,
+            modalities=tuple(params.teacher.modalities),
+            dropout=params.model.dropout,
+            cnn_width=params.model.cnn_width,
+            modality_dropout=params.teacher.modality_dropout,
+            **video_backbone(params),
+        ),
+    )
 
 
-def student_config(params: Params, kp_dim: int, vocab: Vocabulary) -> dict:
-    return {
-        "kind": "student",
-        "modality": params.student.modality,
-        "cnn_width": params.model.cnn_width,
-        "keypoint_dim": kp_dim,
-        "keypoint_parts": list(params.model.keypoint_parts),
-        "preprocessing": preprocessing(params, params.student.frame_stride),
-        "hidden": params.model.student_hidden,
-        "num_classes": vocab.num_classes,
-        "dropout": params.model.dropout,
-        **video_backbone(params),
-        "vocab": vocab.glosses,
-    }
+def student_config(params: Params, kp_dim: int, vocab: Vocabulary) -> ModelSpec:
+    """The student's spec; its preprocessing carries `student.frame_stride`, which `recognize` applies."""
+    return ModelSpec(
+        format_version=FORMAT_VERSION,
+        vocab=tuple(vocab.glosses),
+        preprocessing=preprocessing(params, params.student.frame_stride),
+        architecture=StudentArchitecture(
+            kind="student",
+            modality=params.student.modality,
+            cnn_width=params.model.cnn_width,
+            keypoint_dim=kp_dim,
+            hidden=params.model.student_hidden,
+            num_classes=vocab.num_classes,
+            dropout=params.model.dropout,
+            **video_backbone(params),
+        ),
+    )
 
 
 def train_config(params: Params, section: TrainParams, epochs: int | None = None) -> TrainConfig:
@@ -186,14 +193,14 @@ def score_splits(model: nn.Module, items: dict[str, list[Item]], vocab: Vocabula
     return metrics, hyps
 
 
-def save_model(stage: str, model: nn.Module, config: dict) -> dict[str, float]:
+def save_model(stage: str, model: nn.Module, config: ModelSpec) -> dict[str, float]:
     weights = save_checkpoint(model, config, MODELS_DIR / stage)
     mlflow.log_artifact(str(weights.parent / "model.json"))
     return {"model_size_mb": round(model_size_mb(weights), 4), "num_parameters": count_parameters(model)}
 
 
 def finish_training(
-    stage: str, params: Params, model: nn.Module, config: dict, items: dict[str, list[Item]], vocab: Vocabulary,
+    stage: str, params: Params, model: nn.Module, config: ModelSpec, items: dict[str, list[Item]], vocab: Vocabulary,
     result: TrainResult,
 ) -> dict:
     """What every training stage does after training: curve, dev/test WER, test hypotheses

@@ -19,6 +19,7 @@ import numpy as np
 
 from signkd.decode import decode
 from signkd.model_input import pad_inputs
+from signkd.models.spec import ModelSpec, SpecError, migrate
 from signkd.scoring import WerResult, official_wer
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from signkd.training.data import Item
     from signkd.training.loader import LoaderConfig
 
-CONFIG_KEY = "signkd_config"  # ONNX metadata entry holding the checkpoint config (vocabulary, preprocessing)
+CONFIG_KEY = "signkd_config"  # ONNX metadata entry holding the model spec (vocabulary, preprocessing, architecture)
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,10 @@ class OnnxBackend:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     @property
-    def config(self) -> dict | None:
-        """The checkpoint config the exporter stored in the model, or None for a foreign ONNX file."""
-        import json
-
+    def config(self) -> ModelSpec | None:
+        """The spec the exporter stored in the model, or None for a foreign ONNX file."""
         stored = self.session.get_modelmeta().custom_metadata_map.get(CONFIG_KEY)
-        return None if stored is None else json.loads(stored)
+        return None if stored is None else spec_from_metadata(stored, str(self.path))
 
     def run(self, item: Item) -> np.ndarray:
         return self.run_arrays({k: v.numpy() for k, v in item.inputs().items()}, item.id)
@@ -106,6 +105,17 @@ class OnnxBackend:
 
     def log_probs(self, items: Sequence[Item]) -> list[np.ndarray]:
         return [self.run(it) for it in items]
+
+
+def spec_from_metadata(text: str, source: str) -> ModelSpec:
+    """The spec in an ONNX file's CONFIG_KEY entry; files exported before the spec existed are migrated."""
+    import json
+
+    try:
+        raw = json.loads(text)
+    except ValueError as err:
+        raise SpecError(f"{source}: the {CONFIG_KEY} metadata is not JSON ({err})") from None
+    return migrate(raw, f"{source} ({CONFIG_KEY})")
 
 
 def glosses_from_log_probs(log_probs: np.ndarray, glosses: Sequence[str], decoding: DecodeConfig) -> list[str]:

@@ -30,7 +30,7 @@ from signkd.features.frames import iter_frames
 from signkd.features.keypoints import NUM_JOINTS, HolisticTracker, strided_max_gap, with_gaps_filled
 from signkd.inference import DecodeConfig
 from signkd.model_input import DOWNSAMPLE
-from signkd.recognize import MODEL_FPS, GlossSpan, load_deployable, read_glosses, video_fps
+from signkd.recognize import GlossSpan, load_deployable, read_glosses, video_fps
 
 
 class LatestFrame:
@@ -139,11 +139,11 @@ class LiveRecognizer:
 
     def __init__(self, model: str | Path, *, window_s: float = 3.0, hop_s: float = 0.5, guard_s: float = 0.3,
                  decoding: DecodeConfig | None = None, on_caption: Callable[[Caption], None] | None = None):
-        self.backend, self.config = load_deployable(model)
-        prep = self.config["preprocessing"]
-        self.max_gap = int(prep["max_gap"])
-        self.fps = float(prep.get("fps", MODEL_FPS))
-        self.decoding = decoding or DecodeConfig(prep["decode_method"], int(prep["beam_width"]))
+        self.backend, self.spec = load_deployable(model)
+        prep = self.spec.preprocessing
+        self.max_gap = prep.max_gap
+        self.fps = prep.fps
+        self.decoding = decoding or DecodeConfig(prep.decode_method, prep.beam_width)
         self.window, self.hop = round(window_s * self.fps), max(1, round(hop_s * self.fps))
         self.guard = round(guard_s * self.fps)
         self.on_caption = on_caption
@@ -205,7 +205,7 @@ class LiveRecognizer:
         arrays = with_gaps_filled({"landmarks": landmarks, "mask": mask,  # as keypoints_for_video fills them
                                    "frame_size": np.asarray(self.frame_size or (260, 210), np.int32)},
                                   strided_max_gap(self.max_gap, stride))
-        _, found = read_glosses(arrays, self.backend, self.config, self.decoding, "live")  # recognize's model step
+        _, found = read_glosses(arrays, self.backend, self.spec, self.decoding, "live")  # recognize's model step
         spans = [(s.gloss, start + s.start_frame, start + s.end_frame, s.confidence) for s in found]
         for gloss, a, b, confidence in spans:
             if (a + b) / 2 < self.committed_until:

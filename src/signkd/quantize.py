@@ -1,7 +1,7 @@
 """Deployable student: ONNX export with a dynamic time axis, int8 quantisation, latency.
 
-Exported models carry their checkpoint config (vocabulary, preprocessing, decoding) in the ONNX
-metadata, so a deployed file is self-describing: `recognize` needs nothing else.
+Exported models carry their spec (vocabulary, preprocessing, decoding, architecture; see
+signkd.models.spec) in the ONNX metadata, so a deployed file is self-describing: `recognize` needs nothing else.
 
 int8 is chosen per operator type, by measurement, because ONNX Runtime's int8 kernels are not
 uniformly faster than fp32 on a CPU: its *dynamic* Conv (ConvInteger) quantises activations on
@@ -31,8 +31,9 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 from torch import nn
 
-from signkd.inference import CONFIG_KEY  # defined there so that deployment reads it without torch
+from signkd.inference import CONFIG_KEY, spec_from_metadata  # defined there so that deployment reads it without torch
 from signkd.io import atomic_path
+from signkd.models.spec import ModelSpec
 
 OP_TYPES = ("Conv", "MatMul", "LSTM")  # the weight-carrying ops of the students (Linear exports as MatMul)
 MODES = ("fp32", "dynamic", "static")
@@ -62,7 +63,7 @@ def model_input(model: nn.Module) -> str:
     return modalities[0]
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, config: dict | None = None,
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, config: ModelSpec | None = None,
                 input_name: str | None = None) -> Path:
     """Export with a dynamic frame axis (any video length); `example` is one utterance [1, T, ...].
     `input_name` serves models outside the project's recognisers (the KD-MSLRT-sized reference)."""
@@ -163,24 +164,24 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, plan: QuantPlan 
     return Path(int8_path)
 
 
-def _set_config(proto: onnx.ModelProto, config: dict) -> None:
+def _set_config(proto: onnx.ModelProto, spec: ModelSpec) -> None:
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
-    entry.key, entry.value = CONFIG_KEY, json.dumps(config, ensure_ascii=False)
+    entry.key, entry.value = CONFIG_KEY, json.dumps(spec.to_json(), ensure_ascii=False)
 
 
-def _write_config(path: str | Path, config: dict) -> None:
+def _write_config(path: str | Path, spec: ModelSpec) -> None:
     proto = onnx.load(str(path))
-    _set_config(proto, config)
+    _set_config(proto, spec)
     onnx.save(proto, str(path))
 
 
-def read_config(path: str | Path) -> dict | None:
-    """The checkpoint config stored in an exported model, or None for a foreign ONNX file."""
+def read_config(path: str | Path) -> ModelSpec | None:
+    """The spec stored in an exported model (an older format migrated), or None for a foreign ONNX file."""
     proto = onnx.load(str(path), load_external_data=False)
     for entry in proto.metadata_props:
         if entry.key == CONFIG_KEY:
-            return json.loads(entry.value)
+            return spec_from_metadata(entry.value, str(path))
     return None
 
 

@@ -17,17 +17,18 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from signkd.errors import InputError
 from signkd.inference import DecodeConfig, OnnxBackend, glosses_from_log_probs
 from signkd.model_input import DOWNSAMPLE, keypoint_features
+from signkd.models.spec import ModelSpec
 
 # Nothing here imports torch (~2.5 s of CPU per call): the student runs under ONNX Runtime.
 
 DEFAULT_MODEL = Path("models/quantize/student_int8.onnx")
-MODEL_FPS = 25.0  # the rate of a model whose checkpoint does not say (Phoenix and the synthetic corpus)
 # below this mean gloss confidence the input is outside what the model knows (signs it never
 # learned, another domain): 0.7905, the 2nd percentile of the default int8 student's dev scores,
 # measured by benchmarks/abstention_probe.py (reports/abstention/metrics.json: 2.7% false alarms
@@ -175,8 +176,8 @@ def _fps_from_timestamps(cap) -> float:
     return (len(stamps) - 1) / span if span > 0 else 0.0
 
 
-def load_deployable(model: str | Path, threads: int = 1) -> tuple[OnnxBackend, dict]:
-    """An exported student from a path or an MLflow model URI (`models:/<name>@champion`)."""
+def load_deployable(model: str | Path, threads: int = 1) -> tuple[OnnxBackend, ModelSpec]:
+    """An exported student and its spec, from a path or an MLflow model URI (`models:/<name>@champion`)."""
     from signkd.registry import download_onnx, is_model_uri
 
     if is_model_uri(model):
@@ -190,7 +191,7 @@ def load_deployable(model: str | Path, threads: int = 1) -> tuple[OnnxBackend, d
     return _open(Path(model), str(model), threads)
 
 
-def _open(path: Path, shown: str, threads: int) -> tuple[OnnxBackend, dict]:
+def _open(path: Path, shown: str, threads: int) -> tuple[OnnxBackend, ModelSpec]:
     if not path.is_file():
         raise RecognizeError(f"model {shown} not found: run `make repro` (or `dvc repro quantize`) first, or pass --model", "no_model")
     try:
@@ -199,10 +200,14 @@ def _open(path: Path, shown: str, threads: int) -> tuple[OnnxBackend, dict]:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RecognizeError(f"{shown} is not a readable ONNX model ({first[:160]}); pass the .onnx that "
                              "`dvc repro quantize` writes (models/quantize/student_int8.onnx) or re-export it", "no_model") from None
-    config = backend.config
-    if config is None or "vocab" not in config:
+    try:
+        spec = backend.config
+    except InputError as err:
+        named = "" if shown == str(path) else f"{shown}: "  # the error names the file; an MLflow URI's is a temporary one
+        raise RecognizeError(f"{named}{err}; re-export it with `dvc repro quantize`", "no_model") from None
+    if spec is None:
         raise RecognizeError(f"{shown} carries no SignKD config (vocabulary, preprocessing): re-export it with `dvc repro quantize`", "no_model")
-    return backend, config
+    return backend, spec
 
 
 def _check_video_input(video: Path) -> None:
@@ -250,7 +255,7 @@ def ctc_align(log_probs: np.ndarray, labels: list[int]) -> list[tuple[int, int]]
     return spans
 
 
-def gloss_spans(log_probs: np.ndarray, glosses: list[str], vocab: list[str]) -> list[GlossSpan]:
+def gloss_spans(log_probs: np.ndarray, glosses: list[str], vocab: Sequence[str]) -> list[GlossSpan]:
     labels = [vocab.index(g) + 1 for g in glosses]
     out = []
     for g, c, (a, b) in zip(glosses, labels, ctc_align(log_probs, labels)):
@@ -259,16 +264,16 @@ def gloss_spans(log_probs: np.ndarray, glosses: list[str], vocab: list[str]) -> 
     return out
 
 
-def read_glosses(arrays: dict[str, np.ndarray], backend: OnnxBackend, config: dict, decoding: DecodeConfig | None = None,
+def read_glosses(arrays: dict[str, np.ndarray], backend: OnnxBackend, spec: ModelSpec, decoding: DecodeConfig | None = None,
                  name: str = "?") -> tuple[list[str], list[GlossSpan]]:
     """Landmark arrays (at the model's rate) -> glosses and their spans: the model step of
     `recognize`, also what calibrates its rules on stored features."""
-    prep = config["preprocessing"]
-    features = keypoint_features(arrays, tuple(prep["keypoint_parts"]))
-    decoding = decoding or DecodeConfig(prep["decode_method"], int(prep["beam_width"]))
+    prep = spec.preprocessing
+    features = keypoint_features(arrays, prep.keypoint_parts)
+    decoding = decoding or DecodeConfig(prep.decode_method, prep.beam_width)
     log_probs = backend.run_arrays({"keypoints": features}, name)
-    hyp = glosses_from_log_probs(log_probs, config["vocab"], decoding)
-    return hyp, gloss_spans(log_probs, hyp, config["vocab"])
+    hyp = glosses_from_log_probs(log_probs, spec.vocab, decoding)
+    return hyp, gloss_spans(log_probs, hyp, spec.vocab)
 
 
 def recognize(
@@ -284,19 +289,20 @@ def recognize(
     video = Path(video)
     clock = _Clock()
     with clock.step("load"):
-        backend, config = load_deployable(model_path, threads)
-    prep = config["preprocessing"]
+        backend, spec = load_deployable(model_path, threads)
+    prep = spec.preprocessing
     if not video.exists():
         raise RecognizeError(f"{video} does not exist: give a video file (.mp4, .avi, .webm) or a folder of frame images", "unreadable")
     _check_video_input(video)
-    keypoint_backend = backend_for_record(prep)  # None (Holistic) unless trained on tasks keypoints: then its models
+    # None (Holistic) unless trained on tasks keypoints: then its models (given as the dict the backend module reads)
+    keypoint_backend = backend_for_record(prep.model_dump())
     source_fps = fps or video_fps(video)
-    model_fps = float(prep.get("fps", MODEL_FPS))  # checkpoints from before the rate travelled: Phoenix's 25
+    model_fps = prep.fps
 
     with clock.step("keypoints"):
         try:
             with quiet_native_logs():  # MediaPipe/TFLite info and warning lines are not the user's business
-                arrays = keypoints_for_video(video, max_gap=int(prep["max_gap"]), frame_stride=int(prep.get("frame_stride", 1)),
+                arrays = keypoints_for_video(video, max_gap=prep.max_gap, frame_stride=prep.frame_stride,
                                              backend=keypoint_backend, source_fps=source_fps, target_fps=model_fps)
         except FrameSourceError as err:
             raise RecognizeError(str(err), "unreadable") from None
@@ -310,7 +316,7 @@ def recognize(
                              f"widths, signing moves them at least {MIN_HAND_MOTION}); record the person signing", "not_signing")
 
     with clock.step("model"):
-        hyp, spans = read_glosses(arrays, backend, config, decoding, video.name)
+        hyp, spans = read_glosses(arrays, backend, spec, decoding, video.name)
 
     corrected, correction = hyp, "off"
     if corrector_dir is not None and not corrector_applies(corrector_dir):

@@ -32,6 +32,7 @@ from signkd.kd.loss import HKDLoss, attach_teacher_outputs
 from signkd.kd.settings import KDSettings
 from signkd.kd.targets import load_targets
 from signkd.models.checkpoint import freeze
+from signkd.models.spec import ModelSpec
 from signkd.params import Params
 from signkd.training.data import Item, Vocabulary
 from signkd.training.resume import resume_dir, resume_path
@@ -44,7 +45,7 @@ RECIPES = ("logits", "hkd", "chain")
 class Distilled:
     student: nn.Module
     result: TrainResult
-    config: dict
+    config: ModelSpec
     assistant_dev_wer: float | None = None
 
 
@@ -72,24 +73,24 @@ def distillation_inputs(params: Params) -> tuple[str, ...]:
     return tuple(dict.fromkeys((params.student.modality,) + chain + teacher))
 
 
-def train_assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict,
+def train_assistant(params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: ModelSpec,
                     kd: KDSettings, epochs: int | None, desc: str,
-                    teacher: nn.Module | None = None, resume_stage: str | None = None) -> tuple[nn.Module, dict, TrainResult]:
+                    teacher: nn.Module | None = None, resume_stage: str | None = None) -> tuple[nn.Module, ModelSpec, TrainResult]:
     """The chain's middle model: a multi-stream model over fewer streams, distilled with HKD under
     the run's own settings `kd` (from stored targets, or from the online `teacher`). It does not
     depend on the student, so a study trains it once per seed for both students."""
-    config = teacher_config(params, keypoint_dim(params), vocab) | {"modalities": list(params.kd.assistant_modalities)}
+    config = teacher_config(params, keypoint_dim(params), vocab).with_architecture(modalities=tuple(params.kd.assistant_modalities))
     assistant = new_model(config, params.seed)
-    loss = HKDLoss(config["hidden"], teacher_cfg["hidden"], kd.for_recipe("hkd").loss_config(), teacher)
+    loss = HKDLoss(config.architecture.hidden, teacher_cfg.architecture.hidden, kd.for_recipe("hkd").loss_config(), teacher)
     result = train(assistant, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, None,
                    f"{desc} (assistant)", resume_path(resume_stage, "assistant") if resume_stage else None)
     return assistant, config, result
 
 
 def distill_student(
-    params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: dict, kd: KDSettings,
+    params: Params, items: dict[str, list[Item]], vocab: Vocabulary, teacher_cfg: ModelSpec, kd: KDSettings,
     epochs: int | None = None, on_epoch=log_epoch, desc: str = "distill",
-    assistant: tuple[nn.Module, dict, TrainResult] | None = None,
+    assistant: tuple[nn.Module, ModelSpec, TrainResult] | None = None,
     teacher: nn.Module | None = None, resume_stage: str | None = None,
 ) -> Distilled:
     """Train a fresh student by `kd.recipe` under the settings `kd` (signkd.kd.settings: resolved
@@ -103,11 +104,11 @@ def distill_student(
     if online(params) and teacher is None:
         raise ValueError("kd.teacher_targets is online: distill_student needs the frozen teacher")
     teacher = teacher if online(params) else None
-    source_hidden, assistant_wer = teacher_cfg["hidden"], None
+    source_hidden, assistant_wer = teacher_cfg.architecture.hidden, None
     if recipe == "chain":
         a_model, a_cfg, a_result = assistant or train_assistant(params, items, vocab, teacher_cfg, kd, epochs,
                                                                 desc, teacher, resume_stage)
-        source_hidden, assistant_wer = a_cfg["hidden"], a_result.best_dev_wer
+        source_hidden, assistant_wer = a_cfg.architecture.hidden, a_result.best_dev_wer
         if teacher is not None:
             teacher = freeze(a_model)  # the student learns from the assistant, online
         else:
@@ -117,7 +118,7 @@ def distill_student(
             attach_teacher_outputs(freeze(a_model), items["train"], keep=(params.student.modality,), store=store)
     config = student_config(params, keypoint_dim(params), vocab)
     student = new_model(config, params.seed)
-    loss = HKDLoss(config["hidden"], source_hidden, kd.loss_config(), teacher)
+    loss = HKDLoss(config.architecture.hidden, source_hidden, kd.loss_config(), teacher)
     result = train(student, items["train"], items["dev"], vocab, train_config(params, params.kd, epochs), loss, on_epoch, desc,
                    resume_path(resume_stage, "student") if resume_stage else None)
     return Distilled(student, result, config, assistant_wer)

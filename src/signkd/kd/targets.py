@@ -21,6 +21,7 @@ import numpy as np
 from signkd.experiment import train_config
 from signkd.kd.loss import TEACHER_KEYS, attach_teacher_outputs
 from signkd.models.checkpoint import build_model, freeze
+from signkd.models.spec import ModelSpec
 from signkd.params import Params
 from signkd.seeding import set_seed
 from signkd.training.data import Item, Vocabulary, targets_path, write_targets
@@ -39,7 +40,7 @@ def fold_of(items: list[Item], folds: int, seed: int) -> np.ndarray:
 
 
 def out_of_fold_targets(params: Params, vocab: Vocabulary, train_items: list[Item], dev_items: list[Item],
-                        teacher_cfg: dict, folds: int, store: Path | None = None) -> list[float]:
+                        teacher_cfg: ModelSpec, folds: int, store: Path | None = None) -> list[float]:
     """Attach to every training item the outputs of a teacher trained without its fold;
     returns each fold teacher's best dev WER. Inputs are kept (the caller drops them)."""
     fold = fold_of(train_items, folds, params.seed)

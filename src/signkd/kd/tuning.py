@@ -28,6 +28,7 @@ import optuna
 
 from signkd.kd.recipes import distill_student
 from signkd.kd.settings import KDSettings, tuned_keys, with_values
+from signkd.models.spec import ModelSpec
 from signkd.params import Params
 
 
@@ -60,7 +61,7 @@ def pruning_callback(trial: optuna.Trial):
     return report
 
 
-def objective(params: Params, items: dict, vocab, teacher_cfg: dict, teacher, on_trial=None):
+def objective(params: Params, items: dict, vocab, teacher_cfg: ModelSpec, teacher, on_trial=None):
     """Optuna's objective: a distillation of up to `tune.epochs` epochs under the trial's settings,
     scored by its best dev WER and pruned by successive halving. `on_trial(trial, settings)` is
     entered around each trial (the stage opens a nested MLflow run there)."""

@@ -1,4 +1,4 @@
-"""Checkpoints as safetensors weights + a JSON config that rebuilds the architecture (no pickle)."""
+"""Checkpoints as safetensors weights + the model's spec as JSON, which rebuilds the architecture (no pickle)."""
 
 from __future__ import annotations
 
@@ -9,54 +9,49 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from signkd.io import atomic_path, write_json
-from signkd.models.recognizer import MODALITIES, MultiModalTeacher, Student
+from signkd.models.recognizer import MultiModalTeacher, Student
+from signkd.models.spec import ModelSpec, StudentArchitecture, migrate
 
 WEIGHTS = "model.safetensors"
 CONFIG = "model.json"
 
 
-def build_model(config: dict, pretrained: bool = True) -> nn.Module:
-    """Rebuild a model from its checkpoint config (what `experiment.*_config` wrote).
+def build_model(spec: ModelSpec, pretrained: bool = True) -> nn.Module:
+    """Rebuild a model from its spec (what `experiment.*_config` built, or a checkpoint's).
 
-    A fresh model for training starts from the config's local pretrained video-backbone weights
+    A fresh model for training starts from the spec's local pretrained video-backbone weights
     (`video_backbone_weights`); `pretrained=False` skips that file, for a model whose own weights
     are loaded next (a deployed checkpoint must not need the ImageNet file to exist)."""
-    kind = config["kind"]
-    backbone = (config.get("video_backbone", "small_cnn"), config.get("video_backbone_weights", "") if pretrained else "")
-    if kind == "student":
-        modality = config.get("modality", "keypoints")
-        return Student(modality, config["keypoint_dim"], config["hidden"], config["num_classes"], config["dropout"],
-                       config.get("cnn_width", 16), *backbone)
-    if kind == "teacher":
-        return MultiModalTeacher(
-            config["keypoint_dim"], config["hidden"], config["num_classes"], config["fusion"], config["dropout"],
-            config.get("cnn_width", 32), config.get("modality_dropout", 0.0), tuple(config.get("modalities", MODALITIES)),
-            *backbone,
-        )
-    raise ValueError(f"unknown model kind {kind!r} in checkpoint config")
+    arch = spec.architecture
+    backbone = (arch.video_backbone, arch.video_backbone_weights if pretrained else "")
+    if isinstance(arch, StudentArchitecture):
+        return Student(arch.modality, arch.keypoint_dim, arch.hidden, arch.num_classes, arch.dropout, arch.cnn_width, *backbone)
+    return MultiModalTeacher(arch.keypoint_dim, arch.hidden, arch.num_classes, arch.fusion, arch.dropout, arch.cnn_width,
+                             arch.modality_dropout, arch.modalities, *backbone)
 
 
-def save_checkpoint(model: nn.Module, config: dict, directory: str | Path) -> Path:
+def save_checkpoint(model: nn.Module, spec: ModelSpec, directory: str | Path) -> Path:
     directory = Path(directory)
     weights = directory / WEIGHTS
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp))
-    write_json(directory / CONFIG, config)
+    write_json(directory / CONFIG, spec.to_json())
     return weights
 
 
-def load_checkpoint(directory: str | Path) -> tuple[nn.Module, dict]:
+def load_checkpoint(directory: str | Path) -> tuple[nn.Module, ModelSpec]:
+    """The model in eval mode and its spec; a model.json of an older format is migrated."""
     directory = Path(directory)
     weights, cfg_path = directory / WEIGHTS, directory / CONFIG
     for p in (weights, cfg_path):
         if not p.is_file():
             raise FileNotFoundError(f"checkpoint file {p} is missing: rerun the stage that trains it (dvc repro)")
-    config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    model = build_model(config, pretrained=False)
+    spec = migrate(json.loads(cfg_path.read_text(encoding="utf-8")), str(cfg_path))
+    model = build_model(spec, pretrained=False)
     model.load_state_dict(load_file(str(weights)))
     model.eval()
-    return model, config
+    return model, spec
 
 
 def model_size_mb(path: str | Path) -> float:
@@ -68,4 +63,3 @@ def freeze(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
-

@@ -47,8 +47,8 @@ def alignment_figure(params: Params, seed: int, out: Path) -> Path | None:
     fig, axes = plt.subplots(len(models), 1, figsize=(9, 2.1 * len(models)), sharex=True)
     colours = plt.get_cmap("tab10")
     for ax, (label, directory) in zip(axes, models.items()):
-        model, config = load_checkpoint(directory)
-        inputs = tuple(config.get("modalities") or [config.get("modality", "keypoints")])
+        model, spec = load_checkpoint(directory)
+        inputs = spec.architecture.inputs
         with torch.no_grad():
             post = np.exp(TorchBackend(model).log_probs(only([item], inputs))[0])
         steps = np.arange(post.shape[0]) * DOWNSAMPLE + DOWNSAMPLE / 2

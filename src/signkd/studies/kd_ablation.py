@@ -52,6 +52,7 @@ from signkd.kd.targets import (
     save_targets,
 )
 from signkd.models.checkpoint import freeze, load_checkpoint, save_checkpoint
+from signkd.models.spec import ModelSpec
 from signkd.params import Params
 from signkd.studies.common import (
     KD_SECTIONS,
@@ -135,18 +136,18 @@ class SeedTeacher:
         return self.load()[0]
 
     @property
-    def config(self) -> dict:
+    def config(self) -> ModelSpec:
         return self.load()[1]
 
 
-def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg) -> Path:
+def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg: ModelSpec) -> Path:
     """This seed's teacher targets, made as the pipeline makes them (`kd.teacher_targets`)."""
     directory = STUDY_DIR / f"targets-seed{params.seed}"
     key_file = directory / "key.txt"
     key = run_key(params, "targets", params.seed, sections=TEACHER_SECTIONS + ("kd",))
     if key_file.is_file() and key_file.read_text() == key and (directory / TARGETS_DIR).is_dir():
         return directory
-    modalities = tuple(teacher_cfg["modalities"])
+    modalities = teacher_cfg.architecture.inputs
     train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], modalities)]
     attach_teacher_outputs(freeze(teacher), train_items, keep=modalities)
     if params.kd.teacher_targets == "out_of_fold":
@@ -156,7 +157,8 @@ def targets_run(params: Params, items: dict, vocab, teacher, teacher_cfg) -> Pat
     return directory
 
 
-def assistant_run(params: Params, items: dict, vocab, targets: Path | None, teacher_cfg, kd: KDSettings, teacher) -> tuple:
+def assistant_run(params: Params, items: dict, vocab, targets: Path | None, teacher_cfg: ModelSpec, kd: KDSettings,
+                  teacher) -> tuple:
     """The chain's assistant for this seed, trained once and shared by both students (from the
     stored `targets`, or online from the frozen `teacher`)."""
     directory = STUDY_DIR / f"assistant-seed{params.seed}"
@@ -166,7 +168,7 @@ def assistant_run(params: Params, items: dict, vocab, targets: Path | None, teac
         model, config = load_checkpoint(directory)
         return model, config, TrainResult(**json.loads(record.read_text())["result"])
     keep = tuple(params.kd.assistant_modalities)
-    inputs = tuple(dict.fromkeys(keep + (tuple(teacher_cfg["modalities"]) if online(params) else ())))
+    inputs = tuple(dict.fromkeys(keep + (teacher_cfg.architecture.inputs if online(params) else ())))
     train_items = [replace(it, tensors=dict(it.tensors)) for it in only(items["train"], inputs)]
     if not online(params):
         if targets is None:
