@@ -3,6 +3,8 @@ and the premise checks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -157,7 +159,7 @@ def test_a_teacher_is_refitted_only_when_a_student_needs_its_weights(tmp_path, m
     from signkd.studies import kd_ablation
     from signkd.studies.common import digest
 
-    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[1]
     params = load_params(root / "params.yaml").model_copy(update={"seed": 4})
     monkeypatch.chdir(tmp_path)
     outcomes = iter([[1, 0, 2], [1, 1, 2]])  # the refit on "another machine" comes out different
